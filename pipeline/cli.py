@@ -1,0 +1,217 @@
+"""The ``nncap`` command line: a thin layer over stages, the store and queries."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, List, Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.errors import USER_ERRORS
+from pipeline.importers import ImportOptions, bundled_networks
+from pipeline.stages import StageResult
+
+app = typer.Typer(
+    help="nncap: a Zarr store of graphs (real networks and neural networks' parameter interaction "
+         "graphs) with Dask stages for their analysis.\n\nStart with `nncap sources`, then "
+         "`nncap import STORE gt:karate`, `nncap query STORE` and `nncap show STORE karate`.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="rich")
+# Wide tables stay readable when output goes to a file or a pipe (rich defaults to 80 columns there).
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+SchedulerOpt = typer.Option(
+    None, "--scheduler", envvar="NNCAP_SCHEDULER",
+    help="Where stages run: 'local' (default: a Dask cluster of one worker per core), 'sync' "
+         "(in-process, for debugging) or an existing dask.distributed scheduler, tcp://HOST:PORT.")
+ProgressOpt = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _print_table(frame: pd.DataFrame, title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left",
+                         overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_fmt(v) for v in row))
+    out.print(table)
+
+
+def _report_failures(result: StageResult) -> None:
+    for item, message in result.failures:
+        err.print(f"[red]error[/red]: {item}: {message}", highlight=False, soft_wrap=True)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+@app.command("sources")
+def sources_cmd(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List the real networks bundled with installed packages (import them as gt:NAME or nx:NAME)."""
+    rows = bundled_networks()
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    _print_table(pd.DataFrame(rows), title="bundled networks")
+
+
+@app.command("import")
+def import_cmd(
+    store: str = typer.Argument(..., help="Store location: a local path or fsspec URL (created if missing)."),
+    sources: List[str] = typer.Argument(..., help="gt:NAME, nx:NAME (see `nncap sources`), or files: "
+                                                  "edge lists (.csv .tsv .txt .edges), .graphml .gml .gt (optionally .gz)."),
+    graph_id: Optional[List[str]] = typer.Option(None, "--id", help="Graph id per source (default: the source's name)."),
+    undirected: bool = typer.Option(False, "--undirected", help="Edge lists: edges are undirected (stored as a symmetric P)."),
+    weight: str = typer.Option("auto", help="'auto' (a weight/value column or property if present), 'none', "
+                                            "or a column number (edge lists) / edge property name."),
+    delimiter: Optional[str] = typer.Option(None, help="Edge-list delimiter (default: ',' for .csv, whitespace otherwise)."),
+    duplicates: str = typer.Option("sum", help="Parallel edges: sum (multigraph adjacency), max, min, first, error."),
+    self_loops: str = typer.Option("keep", help="Self-loops: keep, drop or error."),
+    nonfinite: str = typer.Option("error", help="NaN/infinite weights: error, or drop those edges."),
+    signed: bool = typer.Option(False, "--signed", help="Allow negative weights."),
+    node_ids: str = typer.Option("label", help="Edge lists: 'label' (names, numbered by first appearance) or "
+                                               "'index' (0-based integer node ids)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace graphs whose id exists with other content."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Import networks into the store, one Dask task each. Bad input is reported with its line
+    number and nothing of that network is written; re-running skips what is already stored."""
+    from pipeline.cluster import dask_client
+    from pipeline.stages import import_networks
+
+    if node_ids not in ("label", "index"):
+        raise typer.BadParameter("--node-ids must be 'label' or 'index'")
+    options = ImportOptions(directed=not undirected, weight=weight, delimiter=delimiter, duplicates=duplicates,
+                            self_loops=self_loops, nonfinite=nonfinite, signed=signed, node_ids=node_ids,  # type: ignore[arg-type]
+                            overwrite=overwrite)
+    t0 = time.perf_counter()
+    with dask_client(scheduler, n_workers=len(sources)) as client:
+        result = import_networks(store, sources, client=client, options=options, ids=graph_id or None,
+                                 show_progress=progress)
+    if result.records:
+        frame = pd.DataFrame(result.records)[["id", "n_nodes", "n_edges", "directed", "weighted", "source"]]
+        _print_table(frame, title=f"imported into {store} in {time.perf_counter() - t0:.1f} s")
+    _report_failures(result)
+
+
+@app.command("query")
+def query_cmd(
+    store: str = typer.Argument(..., help="Store location."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Filter, e.g. \"n_nodes > 1000 and kind == "
+                                                                     "'network'\" (catalog fields and meta keys)."),
+    columns: Optional[str] = typer.Option(None, help="Comma-separated columns to show."),
+    json_out: bool = typer.Option(False, "--json", help="JSON list of records, for machines."),
+) -> None:
+    """List the graphs matching a filter, answered from the catalog without opening any graph."""
+    from pipeline.query import QueryError, open_store
+
+    frame = open_store(store).query(where)
+    if columns:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise QueryError(f"unknown column(s) {missing}; have: {', '.join(frame.columns)}")
+        frame = frame[wanted]
+    elif not json_out:
+        frame = frame[[c for c in ("id", "kind", "directed", "weighted", "n_nodes", "n_edges", "source")
+                       if c in frame.columns]]
+    if json_out:
+        sys.stdout.write(frame.to_json(orient="records") + "\n")
+        return
+    _print_table(frame, title=f"{len(frame)} graph(s)")
+
+
+@app.command("show")
+def show_cmd(
+    store: str = typer.Argument(..., help="Store location."),
+    graph_id: str = typer.Argument(..., help="Graph id (see `nncap query`)."),
+    stats: bool = typer.Option(True, "--stats/--no-stats", help="Also load the graph and compute degree and "
+                                                               "component statistics."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Summarise one graph: its attributes, provenance, properties and structure."""
+    from graphs.stats import basic_stats
+    from pipeline.query import open_store
+
+    reader = open_store(store)
+    handle = reader.graph(graph_id)
+    attrs = handle.attrs
+    info: dict[str, Any] = {k: attrs.get(k) for k in ("id", "kind", "directed", "weighted", "n_nodes", "n_edges",
+                                                      "nnz", "self_loops", "source", "created", "content_hash")}
+    info["meta"] = attrs.get("meta", {})
+    info["provenance"] = attrs.get("provenance", {})
+    group = reader.store.group(graph_id)
+    info["node_properties"] = {k: f"{a.dtype} {list(a.shape)}" for k, a in sorted(group["nodes"].arrays())}
+    info["edge_properties"] = {k: f"{a.dtype} {list(a.shape)}" for k, a in sorted(group["edges"].arrays())}
+    if stats:
+        info["stats"] = basic_stats(reader.store.read_graph(graph_id))
+    if json_out:
+        sys.stdout.write(json.dumps(info, default=str) + "\n")
+        return
+    table = Table(title=f"graph {graph_id}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in info.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                table.add_row(f"{key}.{k}", _fmt(json.dumps(v) if isinstance(v, (dict, list)) else v))
+        else:
+            table.add_row(key, _fmt(value))
+    out.print(table)
+
+
+@app.command("run")
+def run_cmd(
+    workflow: str = typer.Argument(..., help="Workflow TOML file, e.g. workflows/quickstart.toml."),
+    store: Optional[str] = typer.Option(None, help="Store location (default: the workflow's `store`)."),
+    scheduler: Optional[str] = SchedulerOpt,
+) -> None:
+    """Run a workflow: its steps in order, on one Dask client, against one store."""
+    from pipeline.cluster import dask_client, scheduler_address
+    from pipeline.workflow import load_workflow
+
+    wf = load_workflow(workflow)
+    target = store or wf.store
+    err.print(f"[bold]{wf.name}[/bold]: {len(wf.steps)} step(s) on store {target} "
+              f"(scheduler: {scheduler_address(scheduler)})", highlight=False)
+    t0 = time.perf_counter()
+    with dask_client(scheduler) as client:
+        for i, step in enumerate(wf.steps, 1):
+            t = time.perf_counter()
+            result = step.run(target, client)
+            err.print(f"step {i}/{len(wf.steps)} [bold]{step.stage}[/bold] done in {time.perf_counter() - t:.1f} s",
+                      highlight=False)
+            if result.table is not None and not result.table.empty:
+                _print_table(result.table, title=step.stage)
+            elif result.records:
+                _print_table(pd.DataFrame(result.records)[["id", "n_nodes", "n_edges", "directed", "weighted"]],
+                             title=step.stage)
+            _report_failures(result)
+    err.print(f"workflow finished in {time.perf_counter() - t0:.1f} s; store: {target}", highlight=False)
+
+
+def main() -> None:
+    """Console entry point: user errors print one line (no traceback) and exit with status 2."""
+    try:
+        app()
+    except USER_ERRORS as e:
+        if os.environ.get("NNCAP_DEBUG"):
+            raise
+        err.print(f"[red]error[/red]: {' '.join(str(e).split())}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

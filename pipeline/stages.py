@@ -1,0 +1,91 @@
+"""Pipeline stages: each reads from and writes to a store, and runs its work as Dask tasks (one
+task per network here). Stages are idempotent: re-running skips graphs already published with the
+same content."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Sequence
+
+import pandas as pd
+
+from graphs.stats import basic_stats
+from pipeline.cluster import run_tasks
+from pipeline.errors import NncapError
+from pipeline.importers import ImportOptions, absolute_source, import_source
+from pipeline.query import filter_frame
+from pipeline.store import Store
+
+COMPACT_AFTER = 256  # catalog entries that trigger folding into a snapshot after a stage
+
+
+@dataclass
+class StageResult:
+    """What a stage did: one record per success and ``(item, message)`` per failure."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+
+
+def import_networks(store_url: str, sources: Sequence[str], *, client: Any, options: ImportOptions | None = None,
+                    ids: Sequence[str] | None = None, storage_options: dict[str, Any] | None = None,
+                    show_progress: bool | None = None) -> StageResult:
+    """Import every source into the store, one Dask task per source."""
+    options = options or ImportOptions()
+    if ids is not None and len(ids) != len(sources):
+        raise NncapError(f"{len(ids)} ids given for {len(sources)} sources")
+    store = Store(store_url, storage_options=storage_options)  # create it (or fail) before fanning out
+    items = [(absolute_source(s), (ids[i] if ids else None)) for i, s in enumerate(sources)]
+    task = partial(_import_one, store.url, options=options, storage_options=storage_options)
+    result = StageResult()
+    for (spec, _), record, error in run_tasks(client, task, items, label="import", show_progress=show_progress):
+        if error is None:
+            result.records.append(record)
+        else:
+            result.failures.append((spec, _message(error)))
+    if store.pending_entries() > COMPACT_AFTER:
+        store.compact()
+    return result
+
+
+def _import_one(store_url: str, item: tuple[str, str | None], *, options: ImportOptions,
+                storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    spec, graph_id = item
+    return import_source(store_url, spec, options, graph_id, storage_options)
+
+
+def summarize(store_url: str, *, client: Any, where: str | None = None,
+              storage_options: dict[str, Any] | None = None, show_progress: bool | None = None) -> StageResult:
+    """Structural statistics (graphs.stats.basic_stats) of every graph matching ``where``."""
+    store = Store(store_url, mode="r", storage_options=storage_options)
+    catalog = filter_frame(store.catalog(), where)
+    task = partial(_summarize_one, store.url, storage_options=storage_options)
+    result = StageResult()
+    rows = []
+    for gid, stats, error in run_tasks(client, task, list(catalog["id"]), label="summary",
+                                       show_progress=show_progress):
+        if error is None:
+            rows.append({"id": gid, **stats})
+        else:
+            result.failures.append((gid, _message(error)))
+    frame = pd.DataFrame(rows)
+    if rows:
+        meta = catalog.set_index("id")[["directed", "weighted"]]
+        frame = frame.join(meta, on="id")[["id", "directed", "weighted", *stats_columns(rows)]]
+    result.table = frame
+    return result
+
+
+def stats_columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [k for k in rows[0] if k != "id"]
+
+
+def _summarize_one(store_url: str, graph_id: str, *, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    return basic_stats(Store(store_url, mode="r", storage_options=storage_options).read_graph(graph_id))
+
+
+def _message(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if text else type(error).__name__

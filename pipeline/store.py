@@ -1,0 +1,401 @@
+"""The nncap graph store: Zarr v3 groups of graphs under any fsspec URL, published atomically
+through an append-only catalog. The format is specified in docs/store-format.md; this is the only
+module that touches Zarr or the store's files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import fsspec
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import zarr
+import zarr.storage
+from fsspec.implementations.local import LocalFileSystem
+
+from graphs.graph import GraphHasher, InvalidGraphError, SparseGraph, check_csr
+from pipeline.errors import NncapError
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "nncap-store"
+GRAPHS = "graphs"
+CATALOG = "catalog"
+ENTRIES = f"{CATALOG}/entries"
+SNAPSHOTS = f"{CATALOG}/snapshots"
+DEFAULT_CHUNK = 1 << 20
+KINDS = ("network", "linegraph")
+GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+# Catalog columns every record has, in display order.
+CORE_FIELDS = ("id", "kind", "directed", "weighted", "n_nodes", "n_edges", "nnz", "self_loops",
+               "source", "content_hash", "schema_version", "created")
+
+
+class StoreError(NncapError):
+    """A problem with the store or a request to it."""
+
+
+def check_graph_id(graph_id: str) -> str:
+    """Graph ids are path-safe names: letters, digits and ``. _ + -``, not starting with a dot,
+    no ``..``, at most 200 characters."""
+    if not isinstance(graph_id, str) or not GRAPH_ID.match(graph_id) or ".." in graph_id:
+        raise StoreError(f"invalid graph id {graph_id!r}: use letters, digits and . _ + - "
+                         "(no path separators, no '..', not starting with '.')")
+    return graph_id
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """Chunking decision for one array: ``chunk`` elements along axis 0."""
+
+    chunk: int = DEFAULT_CHUNK
+
+    def chunks(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (max(1, min(shape[0], self.chunk)),) + tuple(max(1, s) for s in shape[1:])
+
+
+class Store:
+    """A graph store at ``url`` (a local path or any fsspec URL such as ``s3://bucket/x.zarr``).
+
+    ``mode='a'`` creates the store if needed; ``mode='r'`` requires it to exist and never writes.
+    Graphs are written with :meth:`write_graph` and become visible to :meth:`catalog` and
+    :meth:`read_graph` only when their catalog entry is published, after all their data.
+    """
+
+    def __init__(self, url: str, mode: str = "a", *, chunk: int = DEFAULT_CHUNK,
+                 storage_options: dict[str, Any] | None = None):
+        if mode not in ("a", "r"):
+            raise StoreError(f"mode must be 'a' or 'r', not {mode!r}")
+        self.url = str(url)
+        self.mode = mode
+        self.spec = ArraySpec(chunk)
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self.root = self.root.rstrip("/")
+        if isinstance(self.fs, LocalFileSystem):
+            self._zstore = zarr.storage.LocalStore(self.root, read_only=(mode == "r"))
+        else:
+            self._zstore = zarr.storage.FsspecStore.from_url(
+                self.url, storage_options=self.storage_options or None, read_only=(mode == "r"))
+        self._open_root()
+
+    # -- layout ------------------------------------------------------------------------------
+    def _open_root(self) -> None:
+        exists = self.fs.exists(self._path("zarr.json"))
+        if not exists:
+            if self.mode == "r":
+                raise StoreError(f"no nncap store at {self.url}")
+            if self.fs.exists(self.root) and self.fs.ls(self.root, detail=False):
+                raise StoreError(f"{self.url} exists and is not an nncap store; choose an empty or new location")
+            zarr.open_group(store=self._zstore, mode="a", zarr_format=3, attributes={
+                "encoding-type": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "created": _now()})
+            zarr.open_group(store=self._zstore, path=GRAPHS, mode="a", zarr_format=3)
+        try:
+            attrs = dict(zarr.open_group(store=self._zstore, mode="r", zarr_format=3).attrs)
+        except Exception as e:  # unreadable root metadata
+            raise StoreError(f"{self.url} is not a readable nncap store ({e})") from None
+        if attrs.get("encoding-type") != FORMAT_NAME:
+            raise StoreError(f"{self.url} is a Zarr group but not an nncap store")
+        version = attrs.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"store {self.url} has schema version {version}; this nncap reads version "
+                             f"{SCHEMA_VERSION}")
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def _group(self, path: str, mode: str = "r") -> zarr.Group:
+        return zarr.open_group(store=self._zstore, path=path, mode=mode, zarr_format=3)
+
+    def _require_writable(self) -> None:
+        if self.mode == "r":
+            raise StoreError(f"store {self.url} is open read-only")
+
+    # -- catalog -----------------------------------------------------------------------------
+    def _write_entry(self, record: dict[str, Any]) -> None:
+        name = f"{record['published']:020d}-{record['id']}-{uuid.uuid4().hex[:8]}.json"
+        _put_atomic(self.fs, self._path(ENTRIES, name), json.dumps(record, sort_keys=True).encode())
+
+    def _records(self) -> dict[str, dict[str, Any]]:
+        """Latest record per graph id (tombstones included), from snapshots and entries."""
+        for _ in range(20):
+            entries = _ls_json(self.fs, self._path(ENTRIES))
+            snapshots = _ls_json(self.fs, self._path(SNAPSHOTS))
+            try:
+                blobs = self.fs.cat(snapshots + entries, on_error="raise") if snapshots or entries else {}
+            except FileNotFoundError:
+                continue  # a compaction removed files between listing and reading: list again
+            latest: dict[str, dict[str, Any]] = {}
+            for path in snapshots:
+                for rec in json.loads(blobs[path])["records"]:
+                    _keep_latest(latest, rec)
+            for path in entries:
+                _keep_latest(latest, json.loads(blobs[path]))
+            return latest
+        raise StoreError(f"catalog of {self.url} kept changing while being read; try again")
+
+    def records(self) -> list[dict[str, Any]]:
+        """Catalog records of every published graph, sorted by id."""
+        return [r for _, r in sorted(self._records().items()) if not r.get("deleted")]
+
+    def catalog(self) -> pd.DataFrame:
+        """One row per published graph: the core fields, then ``meta`` keys as extra columns."""
+        rows = []
+        for r in self.records():
+            row = {k: r.get(k) for k in CORE_FIELDS}
+            row.update({k: v for k, v in (r.get("meta") or {}).items() if k not in row})
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=None if rows else list(CORE_FIELDS))
+        return df.reset_index(drop=True)
+
+    def record(self, graph_id: str) -> dict[str, Any]:
+        rec = self._records().get(check_graph_id(graph_id))
+        if rec is None or rec.get("deleted"):
+            raise StoreError(f"no graph {graph_id!r} in {self.url}")
+        return rec
+
+    def __contains__(self, graph_id: str) -> bool:
+        rec = self._records().get(graph_id)
+        return rec is not None and not rec.get("deleted")
+
+    def pending_entries(self) -> int:
+        """Catalog entries not yet folded into a snapshot (each costs one read per catalog query)."""
+        return len(_ls_json(self.fs, self._path(ENTRIES)))
+
+    def compact(self) -> int:
+        """Fold all catalog entries into one snapshot (readers stay correct throughout); returns
+        the number of entries folded."""
+        self._require_writable()
+        entries = _ls_json(self.fs, self._path(ENTRIES))
+        snapshots = _ls_json(self.fs, self._path(SNAPSHOTS))
+        if not entries and len(snapshots) <= 1:
+            return 0
+        latest = self._records()
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
+        _put_atomic(self.fs, self._path(SNAPSHOTS, name),
+                    json.dumps({"records": [latest[k] for k in sorted(latest)]}, sort_keys=True).encode())
+        # Only files read into this snapshot are removed; newer entries stay.
+        folded = set(entries) | set(snapshots)
+        for path in sorted(folded):
+            try:
+                self.fs.rm_file(path)
+            except FileNotFoundError:
+                pass  # another compaction folded and removed it first
+        return len(entries)
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_graph(self, graph_id: str, graph: SparseGraph, *, kind: str = "network", source: str = "",
+                    provenance: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
+                    overwrite: bool = False) -> dict[str, Any]:
+        """Write and publish one graph; returns its catalog record.
+
+        Idempotent: if ``graph_id`` is already published with the same content hash, nothing is
+        written. A different graph under an existing id needs ``overwrite=True``. A partial group
+        left by a crashed write is replaced.
+        """
+        self._require_writable()
+        check_graph_id(graph_id)
+        if kind not in KINDS:
+            raise StoreError(f"kind must be one of {KINDS}, not {kind!r}")
+        graph.validate()
+        content_hash = graph.content_hash()
+        existing = self._records().get(graph_id)
+        if existing is not None and not existing.get("deleted"):
+            if existing["content_hash"] == content_hash:
+                return existing
+            if not overwrite:
+                raise StoreError(f"graph {graph_id!r} already exists with different content "
+                                 "(pass overwrite to replace it)")
+            self._write_entry({"id": graph_id, "deleted": True, "published": time.time_ns()})
+        attrs = {
+            "encoding-type": "nncap-graph", "encoding-version": "0.1.0",
+            "id": graph_id, "kind": kind, "directed": graph.directed, "weighted": graph.weighted,
+            "n_nodes": graph.n_nodes, "n_edges": graph.n_edges, "nnz": graph.nnz,
+            "self_loops": graph.n_self_loops, "source": source, "provenance": _jsonable(provenance or {}),
+            "meta": _jsonable(meta or {}), "content_hash": content_hash, "schema_version": SCHEMA_VERSION,
+            "created": _now(),
+        }
+        _check_meta(attrs["meta"])
+        base = f"{GRAPHS}/{graph_id}"
+        self._remove_group(base)
+        group = zarr.open_group(store=self._zstore, path=base, mode="w", zarr_format=3)
+        P = graph.P
+        csr = group.create_group("P", attributes={
+            "encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": list(P.shape)})
+        self._write_array(csr, "indptr", P.indptr.astype(np.int64))
+        self._write_array(csr, "indices", P.indices)
+        self._write_array(csr, "data", P.data)
+        for name, values in (("nodes", graph.node_props), ("edges", graph.edge_props)):
+            sub = group.create_group(name, attributes={"encoding-type": "dict", "encoding-version": "0.1.0"})
+            for key, arr in values.items():
+                self._write_array(sub, key, arr)
+        group.attrs.update(attrs)  # group metadata last: a readable attrs means complete arrays
+        record = {k: attrs[k] for k in CORE_FIELDS}
+        record.update(meta=attrs["meta"], provenance=attrs["provenance"], published=time.time_ns())
+        self._write_entry(record)
+        return record
+
+    def _write_array(self, group: zarr.Group, name: str, values: np.ndarray) -> None:
+        values = np.asarray(values)
+        if values.dtype.kind in "OUS":
+            values = values.astype(str)
+            enc = {"encoding-type": "string-array", "encoding-version": "0.2.0"}
+            dtype: Any = str
+        else:
+            enc = {"encoding-type": "array", "encoding-version": "0.2.0"}
+            dtype = values.dtype
+        arr = group.create_array(name, shape=values.shape, dtype=dtype, chunks=self.spec.chunks(values.shape),
+                                 attributes=enc)
+        if values.size:
+            arr[...] = values
+
+    def _remove_group(self, base: str) -> None:
+        path = self._path(base)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def delete(self, graph_id: str) -> None:
+        """Unpublish a graph (a tombstone entry) and remove its data."""
+        self._require_writable()
+        self.record(graph_id)
+        self._write_entry({"id": graph_id, "deleted": True, "published": time.time_ns()})
+        self._remove_group(f"{GRAPHS}/{graph_id}")
+
+    def unpublished(self) -> list[str]:
+        """Graph groups present on storage without a catalog record: partial or abandoned writes."""
+        published = {k for k, r in self._records().items() if not r.get("deleted")}
+        base = self._path(GRAPHS)
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(base, detail=False)] \
+            if self.fs.exists(base) else []
+        return sorted(n for n in names if n != "zarr.json" and n not in published)
+
+    # -- reading -----------------------------------------------------------------------------
+    def group(self, graph_id: str) -> zarr.Group:
+        """The Zarr group of a published graph (read-only)."""
+        rec = self.record(graph_id)
+        group = self._group(f"{GRAPHS}/{graph_id}")
+        if group.attrs.get("content_hash") != rec["content_hash"]:
+            raise StoreError(f"graph {graph_id!r} is being rewritten; try again")
+        return group
+
+    def read_graph(self, graph_id: str) -> SparseGraph:
+        """Load a whole published graph into memory."""
+        group = self.group(graph_id)
+        P = self.read_csr(group)
+        graph = SparseGraph(P=P, directed=bool(group.attrs["directed"]), weighted=bool(group.attrs["weighted"]),
+                            node_props=self._read_dict(group, "nodes"), edge_props=self._read_dict(group, "edges"))
+        return graph
+
+    @staticmethod
+    def csr_arrays(group: zarr.Group) -> tuple[zarr.Array, zarr.Array, zarr.Array, tuple[int, int]]:
+        """The lazily-read (indptr, indices, data, shape) of a graph group's CSR ``P``."""
+        csr = group["P"]
+        if csr.attrs.get("encoding-type") != "csr_matrix":
+            raise StoreError(f"{csr.path} is not a csr_matrix group")
+        shape = tuple(int(s) for s in csr.attrs["shape"])
+        return csr["indptr"], csr["indices"], csr["data"], shape  # type: ignore[return-value]
+
+    def read_csr(self, group: zarr.Group) -> sp.csr_array:
+        indptr, indices, data, shape = self.csr_arrays(group)
+        ip, ix = indptr[:], indices[:]
+        try:
+            check_csr(ip, ix, shape)
+        except InvalidGraphError as e:
+            raise StoreError(f"corrupt CSR in {group.path}: {e}") from None
+        P = sp.csr_array((data[:], ix, ip), shape=shape)
+        P.has_sorted_indices = True
+        return P
+
+    @staticmethod
+    def _read_dict(group: zarr.Group, name: str) -> dict[str, np.ndarray]:
+        if name not in group:
+            return {}
+        sub = group[name]
+        return {k: _as_numpy(a[...]) for k, a in sorted(sub.arrays())}
+
+    def verify(self, graph_id: str) -> None:
+        """Recompute a published graph's content hash from storage; raise StoreError on mismatch."""
+        group = self.group(graph_id)
+        indptr, indices, data, shape = self.csr_arrays(group)
+        h = GraphHasher(shape, bool(group.attrs["directed"]), bool(group.attrs["weighted"]))
+        for name, arr in (("indptr", indptr), ("indices", indices), ("data", data)):
+            for block in iter_blocks(arr):
+                h.update(name, block)
+        for sub in ("nodes", "edges"):
+            if sub in group:
+                for key, arr in sorted(group[sub].arrays()):
+                    for block in iter_blocks(arr):
+                        h.update(f"{sub}/{key}", block)
+        if h.hexdigest() != group.attrs["content_hash"]:
+            raise StoreError(f"graph {graph_id!r}: stored data does not match its content hash")
+
+
+def iter_blocks(arr: zarr.Array) -> Iterator[np.ndarray]:
+    """Read a zarr array chunk-row by chunk-row (memory bounded by one chunk row); an empty array
+    yields one empty block."""
+    if not arr.shape[0]:
+        yield _as_numpy(arr[0:0])
+        return
+    step = arr.chunks[0]
+    for start in range(0, arr.shape[0], step):
+        yield _as_numpy(arr[start:start + step])
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype.kind == "O":
+        return values.astype(str)
+    return values
+
+
+def _keep_latest(latest: dict[str, dict[str, Any]], rec: dict[str, Any]) -> None:
+    cur = latest.get(rec["id"])
+    if cur is None or rec["published"] >= cur["published"]:
+        latest[rec["id"]] = rec
+
+
+def _ls_json(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    try:
+        names = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(p for p in names if p.endswith(".json") and not p.rsplit("/", 1)[-1].startswith("."))
+
+
+def _put_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write a whole small file so readers see all of it or nothing: rename on local disks, a
+    single PUT on object stores."""
+    parent = path.rsplit("/", 1)[0]
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.{uuid.uuid4().hex}.tmp"
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, path)
+    else:
+        fs.pipe_file(path, data)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types only (numpy scalars become Python numbers)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    for key, value in meta.items():
+        if key in CORE_FIELDS:
+            raise StoreError(f"meta key {key!r} clashes with a catalog field")
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            raise StoreError(f"meta value for {key!r} must be a scalar (str, number, bool), not {type(value).__name__}")
+

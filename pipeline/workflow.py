@@ -1,0 +1,104 @@
+"""Declarative workflows: a TOML file of ``[[step]]`` tables, each naming a stage and its
+parameters, run in order against one store on one Dask client.
+
+    [workflow]
+    name = "quickstart"
+    store = "nncap-store.zarr"      # overridable with --store
+
+    [[step]]
+    stage = "import"
+    sources = ["gt:karate", "gt:power"]
+
+    [[step]]
+    stage = "summary"
+"""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import NncapError
+from pipeline.importers import ImportOptions
+from pipeline.stages import StageResult, import_networks, summarize
+
+WORKFLOW_KEYS = {"name", "description", "store"}
+
+
+class WorkflowError(NncapError):
+    """A workflow file that cannot be run as written."""
+
+
+def _import_step(store: str, client: Any, *, sources: list[str], ids: list[str] | None = None,
+                 **options: Any) -> StageResult:
+    return import_networks(store, sources, client=client, ids=ids, options=ImportOptions(**options))
+
+
+def _summary_step(store: str, client: Any, *, where: str | None = None) -> StageResult:
+    return summarize(store, client=client, where=where)
+
+
+_IMPORT_OPTIONS = {f.name for f in fields(ImportOptions)}
+STAGES: dict[str, tuple[Callable[..., StageResult], set[str]]] = {
+    "import": (_import_step, {"sources", "ids"} | _IMPORT_OPTIONS),
+    "summary": (_summary_step, {"where"}),
+}
+
+
+@dataclass
+class Step:
+    stage: str
+    params: dict[str, Any]
+
+    def run(self, store: str, client: Any) -> StageResult:
+        fn, _ = STAGES[self.stage]
+        return fn(store, client, **self.params)
+
+
+@dataclass
+class Workflow:
+    name: str
+    description: str
+    store: str
+    steps: list[Step]
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    """Parse and validate a workflow file; every problem is reported before anything runs."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise WorkflowError(f"{path}: no such workflow file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise WorkflowError(f"{path}: invalid TOML: {e}") from None
+    unknown = set(doc) - {"workflow", "step"}
+    if unknown:
+        raise WorkflowError(f"{path}: unknown top-level table(s) {sorted(unknown)}; expected [workflow] and [[step]]")
+    head = doc.get("workflow", {})
+    if set(head) - WORKFLOW_KEYS:
+        raise WorkflowError(f"{path}: unknown [workflow] key(s) {sorted(set(head) - WORKFLOW_KEYS)}")
+    steps = []
+    for i, raw in enumerate(doc.get("step", []), 1):
+        raw = dict(raw)
+        stage = raw.pop("stage", None)
+        if stage not in STAGES:
+            raise WorkflowError(f"{path}: step {i}: stage must be one of {sorted(STAGES)}, not {stage!r}")
+        fn, allowed = STAGES[stage]
+        extra = set(raw) - allowed
+        if extra:
+            raise WorkflowError(f"{path}: step {i} ({stage}): unknown parameter(s) {sorted(extra)}; "
+                                f"allowed: {sorted(allowed)}")
+        required = [p.name for p in inspect.signature(fn).parameters.values()
+                    if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+        missing = [r for r in required if r not in raw]
+        if missing:
+            raise WorkflowError(f"{path}: step {i} ({stage}): missing parameter(s) {missing}")
+        steps.append(Step(stage, raw))
+    if not steps:
+        raise WorkflowError(f"{path}: no [[step]] tables")
+    return Workflow(name=head.get("name", path.stem), description=head.get("description", ""),
+                    store=head.get("store", "nncap-store.zarr"), steps=steps)
