@@ -270,6 +270,7 @@ def to_networkx(graph: SparseGraph) -> "Any":
     import networkx as nx
 
     G = nx.DiGraph() if graph.directed else nx.Graph()
+    G.graph["weighted"] = graph.weighted  # survives even when there is no edge to carry a weight
     G.add_nodes_from(range(graph.n_nodes))
     for name, values in graph.node_props.items():
         nx.set_node_attributes(G, {i: _py(values[i]) for i in range(graph.n_nodes)}, name)
@@ -304,6 +305,8 @@ def from_networkx(G: Any, *, weight: str | None = "weight", duplicates: str = "s
     eprops = {k: np.array([d[k] for _, _, d in edges]) for k in sorted(common)}
     eprops = {k: v for k, v in eprops.items() if v.dtype.kind in "biuf" and v.ndim == 1}
     w = eprops.pop(weight) if weight in eprops else None
+    if w is None and not edges and G.graph.get("weighted"):
+        w = np.zeros(0)
     nattr = set.intersection(*(set(d) for _, d in G.nodes(data=True))) if n else set()
     node_props = {k: np.array([G.nodes[v][k] for v in nodes]) for k in sorted(nattr)}
     node_props = {k: v for k, v in node_props.items() if v.dtype.kind in "biufU"}

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any, List, Optional
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -153,8 +154,8 @@ def show_cmd(
     info["meta"] = attrs.get("meta", {})
     info["provenance"] = attrs.get("provenance", {})
     group = reader.store.group(graph_id)
-    info["node_properties"] = {k: f"{a.dtype} {list(a.shape)}" for k, a in sorted(group["nodes"].arrays())}
-    info["edge_properties"] = {k: f"{a.dtype} {list(a.shape)}" for k, a in sorted(group["edges"].arrays())}
+    info["node_properties"] = {k: _describe_array(a) for k, a in sorted(group["nodes"].arrays())}
+    info["edge_properties"] = {k: _describe_array(a) for k, a in sorted(group["edges"].arrays())}
     if stats:
         info["stats"] = basic_stats(reader.store.read_graph(graph_id))
     if json_out:
@@ -170,6 +171,11 @@ def show_cmd(
         else:
             table.add_row(key, _fmt(value))
     out.print(table)
+
+
+def _describe_array(arr: Any) -> str:
+    kind = "string" if np.dtype(arr.dtype).kind == "O" else str(arr.dtype)
+    return f"{kind} {list(arr.shape)}"
 
 
 @app.command("run")

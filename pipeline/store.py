@@ -77,6 +77,7 @@ class Store:
         self.mode = mode
         self.spec = ArraySpec(chunk)
         self.storage_options = dict(storage_options or {})
+        self._snapshots: dict[str, dict[str, dict[str, Any]]] = {}
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         self.root = self.root.rstrip("/")
         if isinstance(self.fs, LocalFileSystem):
@@ -123,23 +124,36 @@ class Store:
         name = f"{record['published']:020d}-{record['id']}-{uuid.uuid4().hex[:8]}.json"
         _put_atomic(self.fs, self._path(ENTRIES, name), json.dumps(record, sort_keys=True).encode())
 
-    def _records(self) -> dict[str, dict[str, Any]]:
-        """Latest record per graph id (tombstones included), from snapshots and entries."""
+    def _records(self, graph_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Latest record per graph id (tombstones included), from snapshots and entries; with
+        ``graph_id``, only that id's record (entries of other ids are not read)."""
         for _ in range(20):
             entries = _ls_json(self.fs, self._path(ENTRIES))
+            if graph_id is not None:
+                entries = [p for p in entries if _entry_id(p) == graph_id]
             snapshots = _ls_json(self.fs, self._path(SNAPSHOTS))
             try:
-                blobs = self.fs.cat(snapshots + entries, on_error="raise") if snapshots or entries else {}
+                snapshot_records = [self._snapshot(p) for p in snapshots]
+                blobs = self.fs.cat(entries, on_error="raise") if entries else {}
             except FileNotFoundError:
                 continue  # a compaction removed files between listing and reading: list again
             latest: dict[str, dict[str, Any]] = {}
-            for path in snapshots:
-                for rec in json.loads(blobs[path])["records"]:
-                    _keep_latest(latest, rec)
+            for recs in snapshot_records:
+                if graph_id is None:
+                    for rec in recs.values():
+                        _keep_latest(latest, rec)
+                elif graph_id in recs:
+                    _keep_latest(latest, recs[graph_id])
             for path in entries:
                 _keep_latest(latest, json.loads(blobs[path]))
             return latest
         raise StoreError(f"catalog of {self.url} kept changing while being read; try again")
+
+    def _snapshot(self, path: str) -> dict[str, dict[str, Any]]:
+        """Records of one snapshot by id; snapshots are immutable, so each is parsed once per Store."""
+        if path not in self._snapshots:
+            self._snapshots[path] = {r["id"]: r for r in json.loads(self.fs.cat_file(path))["records"]}
+        return self._snapshots[path]
 
     def records(self) -> list[dict[str, Any]]:
         """Catalog records of every published graph, sorted by id."""
@@ -156,13 +170,13 @@ class Store:
         return df.reset_index(drop=True)
 
     def record(self, graph_id: str) -> dict[str, Any]:
-        rec = self._records().get(check_graph_id(graph_id))
+        rec = self._records(check_graph_id(graph_id)).get(graph_id)
         if rec is None or rec.get("deleted"):
             raise StoreError(f"no graph {graph_id!r} in {self.url}")
         return rec
 
     def __contains__(self, graph_id: str) -> bool:
-        rec = self._records().get(graph_id)
+        rec = self._records(graph_id).get(graph_id)
         return rec is not None and not rec.get("deleted")
 
     def pending_entries(self) -> int:
@@ -206,7 +220,7 @@ class Store:
             raise StoreError(f"kind must be one of {KINDS}, not {kind!r}")
         graph.validate()
         content_hash = graph.content_hash()
-        existing = self._records().get(graph_id)
+        existing = self._records(graph_id).get(graph_id)
         if existing is not None and not existing.get("deleted"):
             if existing["content_hash"] == content_hash:
                 return existing
@@ -236,7 +250,7 @@ class Store:
             sub = group.create_group(name, attributes={"encoding-type": "dict", "encoding-version": "0.1.0"})
             for key, arr in values.items():
                 self._write_array(sub, key, arr)
-        group.attrs.update(attrs)  # group metadata last: a readable attrs means complete arrays
+        group.update_attributes(attrs)  # one write, last: complete attrs mean complete arrays
         record = {k: attrs[k] for k in CORE_FIELDS}
         record.update(meta=attrs["meta"], provenance=attrs["provenance"], published=time.time_ns())
         self._write_entry(record)
@@ -271,10 +285,12 @@ class Store:
     def unpublished(self) -> list[str]:
         """Graph groups present on storage without a catalog record: partial or abandoned writes."""
         published = {k for k, r in self._records().items() if not r.get("deleted")}
-        base = self._path(GRAPHS)
-        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(base, detail=False)] \
-            if self.fs.exists(base) else []
-        return sorted(n for n in names if n != "zarr.json" and n not in published)
+        try:
+            listing = self.fs.ls(self._path(GRAPHS), detail=True)
+        except FileNotFoundError:
+            return []
+        names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in listing if e["type"] == "directory"]
+        return sorted(n for n in names if n not in published)
 
     # -- reading -----------------------------------------------------------------------------
     def group(self, graph_id: str) -> zarr.Group:
@@ -359,6 +375,11 @@ def _keep_latest(latest: dict[str, dict[str, Any]], rec: dict[str, Any]) -> None
     cur = latest.get(rec["id"])
     if cur is None or rec["published"] >= cur["published"]:
         latest[rec["id"]] = rec
+
+
+def _entry_id(path: str) -> str:
+    """The graph id in an entry file name ``<20-digit ns>-<id>-<8 hex>.json``."""
+    return path.rsplit("/", 1)[-1][21:-14]
 
 
 def _ls_json(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
