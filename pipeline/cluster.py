@@ -64,7 +64,7 @@ def run_tasks(client: Any, fn: Callable[..., Any], items: Sequence[Any], *, labe
             for i, item in enumerate(items):
                 try:
                     results[i] = fn(item)
-                except Exception as e:  # reported per item by the caller
+                except USER_ERRORS as e:  # reported per item by the caller; bugs propagate
                     errors[i] = e
                 progress.advance(bar)
         else:

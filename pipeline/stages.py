@@ -12,7 +12,7 @@ import pandas as pd
 
 from graphs.stats import basic_stats
 from pipeline.cluster import run_tasks
-from pipeline.errors import NncapError
+from pipeline.errors import USER_ERRORS, NncapError
 from pipeline.importers import ImportOptions, absolute_source, import_source
 from pipeline.query import filter_frame
 from pipeline.store import Store
@@ -87,5 +87,6 @@ def _summarize_one(store_url: str, graph_id: str, *, storage_options: dict[str, 
 
 
 def _message(error: BaseException) -> str:
+    """User errors speak for themselves; anything else (a bug, a lost worker) names its type."""
     text = " ".join(str(error).split())
-    return text if text else type(error).__name__
+    return text if isinstance(error, USER_ERRORS) else f"{type(error).__name__}: {text}"
