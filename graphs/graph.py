@@ -343,14 +343,15 @@ def from_csr(P: sp.spmatrix | sp.sparray, *, directed: bool | None = None, weigh
     A.sum_duplicates()
     A.sort_indices()
     if directed is None:
-        directed = not _is_symmetric(A)
+        directed = not is_symmetric(A)
     g = SparseGraph(P=A, directed=directed, weighted=weighted,
                     node_props={k: np.asarray(v) for k, v in (node_props or {}).items()},
                     edge_props={k: np.asarray(v) for k, v in (edge_props or {}).items()})
     return g.validate()
 
 
-def _is_symmetric(A: sp.csr_array) -> bool:
+def is_symmetric(A: sp.csr_array) -> bool:
+    """Whether a CSR matrix equals its transpose exactly (structure and values)."""
     T = A.T.tocsr()
     T.sort_indices()
     return (np.array_equal(T.indptr, A.indptr) and np.array_equal(T.indices, A.indices)

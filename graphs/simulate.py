@@ -50,6 +50,22 @@ class ScenarioBatch:
     def device(self) -> torch.device:
         return self.weight.device
 
+    def subset(self, keep: torch.Tensor) -> tuple["ScenarioBatch", torch.Tensor]:
+        """The batch of the scenarios where ``keep`` is True, and the indices of its nodes here."""
+        node_keep = keep[self.scenario]
+        node_index = torch.nonzero(node_keep).flatten()
+        new_id = torch.cumsum(node_keep.long(), 0) - 1
+        edge_keep = node_keep[self.row]
+        row = new_id[self.row[edge_keep]]
+        sizes = torch.diff(self.offsets)[keep]
+        crow = torch.zeros(len(node_index) + 1, dtype=torch.long, device=self.device)
+        crow[1:] = torch.cumsum(torch.bincount(row, minlength=len(node_index)), 0)
+        offsets = torch.zeros(len(sizes) + 1, dtype=torch.long, device=self.device)
+        offsets[1:] = torch.cumsum(sizes, 0)
+        return ScenarioBatch(row=row, col=new_id[self.col[edge_keep]], crow=crow, weight=self.weight[edge_keep],
+                             scenario=torch.repeat_interleave(torch.arange(len(sizes), device=self.device), sizes),
+                             offsets=offsets), node_index
+
     def split(self, values: torch.Tensor) -> list[np.ndarray]:
         """Per-scenario pieces of a node vector, as numpy arrays."""
         v = values.detach().cpu().numpy()
@@ -174,62 +190,79 @@ class SteadyState:
 
 def steady_state(dyn: Dynamics, batch: ScenarioBatch, x0: float | torch.Tensor | np.ndarray, *,
                  atol: float = 1e-10, rtol: float = 1e-10, dt0: float = 1e-2, max_steps: int = 2000,
-                 change: float = 0.2, linear_rtol: float = 1e-8, linear_maxiter: int = 200) -> SteadyState:
+                 change: float = 0.5, linear_rtol: float = 1e-8, linear_maxiter: int = 200) -> SteadyState:
     """Integrate every scenario to its steady state from ``x0`` (a scalar or one value per node).
 
     A scenario is converged when ``max_i |f_i| <= atol + rtol * max_i |x_i|`` over its nodes.
     ``change`` is the relative state change per pseudo-time step that the step size aims at while
     the state is still moving. States are kept within the dynamics' domain (``x >= x_min``).
+    Converged scenarios leave the working batch, so slow ones do not make fast ones pay.
     """
     dev = batch.device
-    x = torch.as_tensor(x0, dtype=torch.float64, device=dev)
-    x = x.expand(batch.n_nodes).clone() if x.ndim == 0 else x.clone()
-    if x.shape != (batch.n_nodes,):
-        raise InvalidGraphError(f"x0 has shape {tuple(x.shape)}, expected ({batch.n_nodes},)")
-    S = batch.scenario
-    n_s = batch.n_scenarios
-    dt = torch.full((n_s,), dt0, dtype=torch.float64, device=dev)
-    steps = torch.zeros(n_s, dtype=torch.long, device=dev)
-    f, diag, off = _rhs_and_jacobian(dyn, batch, x)
-    res = _per_scenario(batch, f.abs(), "amax")
-    scale = _per_scenario(batch, x.abs(), "amax")
-    done = res <= atol + rtol * scale
-    empty = torch.bincount(S, minlength=n_s) == 0
-    done |= empty
+    x_all = torch.as_tensor(x0, dtype=torch.float64, device=dev)
+    x_all = x_all.expand(batch.n_nodes).clone() if x_all.ndim == 0 else x_all.clone()
+    if x_all.shape != (batch.n_nodes,):
+        raise InvalidGraphError(f"x0 has shape {tuple(x_all.shape)}, expected ({batch.n_nodes},)")
+    n_all = batch.n_scenarios
+    res_all = torch.zeros(n_all, dtype=torch.float64, device=dev)
+    steps_all = torch.zeros(n_all, dtype=torch.long, device=dev)
+    done_all = torch.zeros(n_all, dtype=torch.bool, device=dev)
+    work, nodes, scen = batch, torch.arange(batch.n_nodes, device=dev), torch.arange(n_all, device=dev)
+    x = x_all
+    dt = torch.full((n_all,), dt0, dtype=torch.float64, device=dev)
+    f, diag, off = _rhs_and_jacobian(dyn, work, x)
+    res = _per_scenario(work, f.abs(), "amax")
+    scale = _per_scenario(work, x.abs(), "amax")
+    done = (res <= atol + rtol * scale) | (torch.diff(work.offsets) == 0)
+    steps = torch.zeros(n_all, dtype=torch.long, device=dev)
     for _ in range(max_steps):
         if bool(done.all()):
             break
-        # a node whose own Jacobian entry is positive (self-excitation) is only followed, not
-        # reversed, by implicit Euler if Δt·J_ii < 1: cap the step below that time scale
-        excite = _per_scenario(batch, torch.clamp(diag, min=0.0), "max")
-        dt_used = torch.minimum(dt, 0.5 / torch.clamp(excite, min=1e-300))
-        shift = (1.0 / dt_used)[S] - diag
-        J_off = _csr(batch, off)
+        if 2 * int(done.sum()) >= work.n_scenarios:  # retire converged scenarios from the batch
+            x_all[nodes], res_all[scen], steps_all[scen], done_all[scen] = x, res, steps, done
+            keep = ~done
+            work, sub_nodes = work.subset(keep)
+            nodes, scen = nodes[sub_nodes], scen[keep]
+            x, dt, steps = x[sub_nodes], dt[keep], steps[keep]
+            f, diag, off = _rhs_and_jacobian(dyn, work, x)
+            res = _per_scenario(work, f.abs(), "amax")
+            scale = _per_scenario(work, x.abs(), "amax")
+            done = torch.zeros(work.n_scenarios, dtype=torch.bool, device=dev)
+        S = work.scenario
+        # local time steps: a node in a growing mode (row bound J_ii + Σ_j |J_ij| > 0) is only
+        # followed, not reversed, by implicit Euler if its Δt_i times that bound stays below 1
+        bound = diag + torch.zeros_like(diag).index_add_(0, work.row, off.abs())
+        inv_dt = torch.maximum((1.0 / dt)[S], 2.0 * bound)
+        shift = inv_dt - diag
+        J_off = _csr(work, off)
 
         def matvec(v: torch.Tensor) -> torch.Tensor:
             return shift * v - J_off @ v
 
         inv_diag = 1.0 / torch.where(shift.abs() > 1e-300, shift, torch.ones_like(shift))
-        delta, solved = _bicgstab(matvec, f, inv_diag, batch, linear_rtol, linear_maxiter)
+        delta, solved = _bicgstab(matvec, f, inv_diag, work, linear_rtol, linear_maxiter)
         active = ~done
         x_new = torch.where(active[S], torch.clamp(x + delta, min=dyn.x_min), x)
-        f_new, diag_new, off_new = _rhs_and_jacobian(dyn, batch, x_new)
-        res_new = _per_scenario(batch, f_new.abs(), "amax")
+        f_new, diag_new, off_new = _rhs_and_jacobian(dyn, work, x_new)
+        res_new = _per_scenario(work, f_new.abs(), "amax")
         ok = solved & torch.isfinite(res_new) & active
         # step-size control: aim at a relative change of `change` per step (follows transients),
         # growing 4x per step at most as the state settles (then each step is a Newton step);
         # failed steps retry with a quarter of the step
         floor = 1e-2 * torch.clamp(scale, min=1.0)[S]
-        moved = _per_scenario(batch, (x_new - x).abs() / (x.abs() + floor), "amax")
-        growth = torch.clamp(change / torch.clamp(moved, min=1e-300), max=4.0, min=0.25)
+        moved = _per_scenario(work, (x_new - x).abs() / (x.abs() + floor), "amax")
+        growth = change / torch.clamp(moved, min=1e-300)
+        growth = torch.clamp(growth, max=4.0, min=0.25)
         dt = torch.where(ok, torch.clamp(dt * growth, max=1e12), torch.where(active, dt * 0.25, dt))
-        keep = ok[S]
-        x = torch.where(keep, x_new, x)
-        f = torch.where(keep, f_new, f)
-        diag = torch.where(keep, diag_new, diag)
-        off = torch.where(ok[S[batch.row]], off_new, off)
+        keep_nodes = ok[S]
+        x = torch.where(keep_nodes, x_new, x)
+        f = torch.where(keep_nodes, f_new, f)
+        diag = torch.where(keep_nodes, diag_new, diag)
+        off = torch.where(ok[S[work.row]], off_new, off)
         res = torch.where(ok, res_new, res)
         steps += active.long()
-        scale = _per_scenario(batch, x.abs(), "amax")
+        scale = _per_scenario(work, x.abs(), "amax")
         done = done | (ok & (res <= atol + rtol * scale))
-    return SteadyState(x=x, converged=done.cpu().numpy(), residual=res.cpu().numpy(), steps=steps.cpu().numpy())
+    x_all[nodes], res_all[scen], steps_all[scen], done_all[scen] = x, res, steps, done
+    return SteadyState(x=x_all, converged=done_all.cpu().numpy(), residual=res_all.cpu().numpy(),
+                       steps=steps_all.cpu().numpy())

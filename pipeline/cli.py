@@ -173,6 +173,96 @@ def show_cmd(
     out.print(table)
 
 
+@app.command("structure")
+def structure_cmd(
+    store: str = typer.Argument(..., help="Store location."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Catalog filter, as in `nncap query`."),
+    spectral: bool = typer.Option(False, "--spectral", help="Also the leading eigenvalue λ_max of P (the spectral "
+                                                             "reduction of Laurence et al. 2019)."),
+    device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Mean-field structure of stored graphs: β_eff = 1ᵀPP1/1ᵀP1, ⟨s⟩, symmetry S and heterogeneity H
+    (β_eff = ⟨s⟩ + S·H). Stored as the results table `structure`."""
+    from pipeline.cluster import dask_client
+    from pipeline.stages import mean_field
+
+    with dask_client(scheduler) as client:
+        result = mean_field(store, client=client, where=where, spectral=spectral, device=device,
+                            show_progress=progress)
+    if result.table is not None and not result.table.empty:
+        shown = result.table.drop(columns=["note", "total", "abs_total"])
+        _print_table(shown, title="mean-field structure (row = receiver)")
+        for gid, note in zip(result.table["id"], result.table["note"]):
+            if note:
+                err.print(f"[yellow]note[/yellow]: {gid}: {note}", highlight=False, soft_wrap=True)
+    _report_failures(result)
+
+
+@app.command("resilience")
+def resilience_cmd(
+    store: str = typer.Argument(..., help="Store location."),
+    graph: Optional[List[str]] = typer.Option(None, "--graph", "-g", help="Graph id (repeatable)."),
+    all_graphs: bool = typer.Option(False, "--all", help="Every graph in the store."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Catalog filter, as in `nncap query`."),
+    dynamics: str = typer.Option("mutualistic", help="mutualistic, regulatory, epidemic, biochemical, birth-death, "
+                                                     "population or neuronal."),
+    param: Optional[List[str]] = typer.Option(None, "--param", help="Override a dynamics parameter, e.g. "
+                                                                     "--param B=0.2 (repeatable)."),
+    perturb: str = typer.Option("node-removal", help="node-removal, link-removal or weight-scaling."),
+    mode: str = typer.Option("random", help="Removals: random or targeted (hubs / strongest links first). "
+                                            "weight-scaling: uniform or random (each link also times U(0,2))."),
+    points: int = typer.Option(40, help="Perturbation strengths from the intact network to --strength."),
+    strength: float = typer.Option(0.9, help="Largest fraction removed (or weight reduction), in [0, 1]."),
+    init: str = typer.Option("both", help="Initial state: high, low or both."),
+    beta_target: Optional[float] = typer.Option(None, help="Rescale each network's weights so its intact β_eff "
+                                                           "equals this (puts networks of any scale near the tipping "
+                                                           "point)."),
+    seed: int = typer.Option(0, help="Seed of the random removal orders and weights."),
+    device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
+    out: str = typer.Option("nncap-results", help="Directory (or fsspec URL) for the CSV tables and PNG figures."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Perturb networks as in Gao, Barzel & Barabási (2016), simulate each perturbed network to
+    steady state and compare its x_eff with the 1-D reduction's prediction. Writes a tidy table, a
+    per-network error summary and the collapse figure to --out, and the tables to the store."""
+    from pipeline.cluster import dask_client
+    from pipeline.errors import NncapError
+    from pipeline.resilience import SweepSpec, run_resilience
+
+    if not (graph or all_graphs or where):
+        raise NncapError("choose graphs with --graph ID, --where EXPR or --all")
+    inits = ("high", "low") if init == "both" else (init,)
+    spec = SweepSpec(dynamics=dynamics, perturbation=perturb, mode=mode, points=points, strength=strength,
+                     inits=inits, seed=seed, beta_target=beta_target, device=device,
+                     params=_parse_params(param or [])).validate()
+    with dask_client(scheduler) as client:
+        result = run_resilience(store, spec, client=client, ids=graph or None, where=where, out=out,
+                                show_progress=progress)
+    if result.table is not None:
+        _print_table(result.table, title=f"1-D reduction error ({spec.name})")
+        for path in result.outputs:
+            err.print(f"wrote {path}", highlight=False)
+    _report_failures(result)
+
+
+def _parse_params(items: list[str]) -> dict[str, float]:
+    from pipeline.errors import NncapError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise NncapError(f"--param expects NAME=NUMBER, got {item!r}")
+    return out
+
+
 def _describe_array(arr: Any) -> str:
     kind = "string" if np.dtype(arr.dtype).kind == "O" else str(arr.dtype)
     return f"{kind} {list(arr.shape)}"
@@ -204,6 +294,8 @@ def run_cmd(
             elif result.records:
                 _print_table(pd.DataFrame(result.records)[["id", "n_nodes", "n_edges", "directed", "weighted"]],
                              title=step.stage)
+            for path in result.outputs:
+                err.print(f"wrote {path}", highlight=False)
             _report_failures(result)
     err.print(f"workflow finished in {time.perf_counter() - t0:.1f} s; store: {target}", highlight=False)
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from graphs.meanfield import spectral_reduction, structure
 from graphs.stats import basic_stats
 from pipeline.cluster import run_tasks
 from pipeline.errors import USER_ERRORS, NncapError
@@ -27,6 +28,7 @@ class StageResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     table: pd.DataFrame | None = None
+    outputs: list[str] = field(default_factory=list)
 
 
 def import_networks(store_url: str, sources: Sequence[str], *, client: Any, options: ImportOptions | None = None,
@@ -44,7 +46,7 @@ def import_networks(store_url: str, sources: Sequence[str], *, client: Any, opti
         if error is None:
             result.records.append(record)
         else:
-            result.failures.append((spec, _message(error)))
+            result.failures.append((spec, error_message(error)))
     if store.pending_entries() > COMPACT_AFTER:
         store.compact()
     return result
@@ -69,7 +71,7 @@ def summarize(store_url: str, *, client: Any, where: str | None = None,
         if error is None:
             rows.append({"id": gid, **stats})
         else:
-            result.failures.append((gid, _message(error)))
+            result.failures.append((gid, error_message(error)))
     frame = pd.DataFrame(rows)
     if rows:
         meta = catalog.set_index("id")[["directed", "weighted"]]
@@ -86,7 +88,39 @@ def _summarize_one(store_url: str, graph_id: str, *, storage_options: dict[str, 
     return basic_stats(Store(store_url, mode="r", storage_options=storage_options).read_graph(graph_id))
 
 
-def _message(error: BaseException) -> str:
+def mean_field(store_url: str, *, client: Any, where: str | None = None, spectral: bool = False,
+               device: str = "auto", storage_options: dict[str, Any] | None = None,
+               show_progress: bool | None = None) -> StageResult:
+    """β_eff, ⟨s⟩, S, H (and with ``spectral`` the leading eigenvalue of P) of every graph matching
+    ``where``; stored as the results table ``structure``. Undefined values come with their reason."""
+    store = Store(store_url, storage_options=storage_options)
+    catalog = filter_frame(store.catalog(), where)
+    task = partial(_mean_field_one, store.url, spectral=spectral, device=device, storage_options=storage_options)
+    result = StageResult()
+    rows = []
+    for gid, row, error in run_tasks(client, task, list(catalog["id"]), label="structure", show_progress=show_progress):
+        if error is None:
+            rows.append({"id": gid, **row})
+        else:
+            result.failures.append((gid, error_message(error)))
+    result.table = pd.DataFrame(rows)
+    if rows:
+        store.write_table("structure", result.table, {"spectral": spectral})
+    return result
+
+
+def _mean_field_one(store_url: str, graph_id: str, *, spectral: bool, device: str,
+                    storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    graph = Store(store_url, mode="r", storage_options=storage_options).read_graph(graph_id)
+    st = structure(graph, device)
+    row = {"n_nodes": st.n_nodes, "beta_eff": st.beta_eff, "mean_strength": st.mean_strength, "S": st.symmetry,
+           "H": st.heterogeneity, "total": st.total, "abs_total": st.abs_total, "note": st.reason}
+    if spectral:
+        row["lambda_max"] = spectral_reduction(graph).eigenvalue if graph.n_nodes else float("nan")
+    return row
+
+
+def error_message(error: BaseException) -> str:
     """User errors speak for themselves; anything else (a bug, a lost worker) names its type."""
     text = " ".join(str(error).split())
     return text if isinstance(error, USER_ERRORS) else f"{type(error).__name__}: {text}"

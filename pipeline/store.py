@@ -30,6 +30,7 @@ GRAPHS = "graphs"
 CATALOG = "catalog"
 ENTRIES = f"{CATALOG}/entries"
 SNAPSHOTS = f"{CATALOG}/snapshots"
+RESULTS = "results"
 DEFAULT_CHUNK = 1 << 20
 KINDS = ("network", "linegraph")
 GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
@@ -292,6 +293,48 @@ class Store:
         names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in listing if e["type"] == "directory"]
         return sorted(n for n in names if n not in published)
 
+    # -- result tables -----------------------------------------------------------------------
+    def write_table(self, name: str, frame: pd.DataFrame, attrs: dict[str, Any] | None = None) -> None:
+        """Store a results table as ``results/<name>``: an anndata-style dataframe group (one array
+        per column, ``column-order`` and the ``complete`` flag written last). Replaces a table of the
+        same name."""
+        self._require_writable()
+        if not GRAPH_ID.match(name) or ".." in name:
+            raise StoreError(f"invalid table name {name!r}")
+        columns = _table_columns(frame)
+        base = f"{RESULTS}/{name}"
+        self._remove_group(base)
+        group = zarr.open_group(store=self._zstore, path=base, mode="w", zarr_format=3)
+        for col, values in columns.items():
+            self._write_array(group, col, values)
+        group.update_attributes({"encoding-type": "dataframe", "encoding-version": "0.2.0", "_index": "_index",
+                                 "column-order": list(columns), "meta": _jsonable(attrs or {}),
+                                 "created": _now(), "complete": True})
+
+    def tables(self) -> list[str]:
+        """Names of the complete results tables."""
+        try:
+            listing = self.fs.ls(self._path(RESULTS), detail=True)
+        except FileNotFoundError:
+            return []
+        names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in listing if e["type"] == "directory"]
+        return sorted(n for n in names if self._table_attrs(n).get("complete"))
+
+    def _table_attrs(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(self._group(f"{RESULTS}/{name}").attrs)
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+            return {}
+
+    def read_table(self, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """A results table and its metadata."""
+        attrs = self._table_attrs(name)
+        if not attrs.get("complete"):
+            raise StoreError(f"no results table {name!r} in {self.url}")
+        group = self._group(f"{RESULTS}/{name}")
+        frame = pd.DataFrame({c: _as_numpy(group[c][...]) for c in attrs["column-order"]})
+        return frame, attrs.get("meta", {})
+
     # -- reading -----------------------------------------------------------------------------
     def group(self, graph_id: str) -> zarr.Group:
         """The Zarr group of a published graph (read-only)."""
@@ -351,6 +394,18 @@ class Store:
                         h.update(f"{sub}/{key}", block)
         if h.hexdigest() != group.attrs["content_hash"]:
             raise StoreError(f"graph {graph_id!r}: stored data does not match its content hash")
+
+
+def _table_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    out = {}
+    for col in frame.columns:
+        if not isinstance(col, str) or not col or "/" in col or col.startswith((".", "_")):
+            raise StoreError(f"table column {col!r} is not a valid array name")
+        values = frame[col].to_numpy()
+        if values.dtype.kind == "O":
+            values = values.astype(str)
+        out[col] = values
+    return out
 
 
 def iter_blocks(arr: zarr.Array) -> Iterator[np.ndarray]:

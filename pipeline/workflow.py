@@ -11,6 +11,10 @@ parameters, run in order against one store on one Dask client.
 
     [[step]]
     stage = "summary"
+
+Stages and their parameters: ``import`` (sources, ids, and the import options of ``nncap import``),
+``summary`` (where), ``structure`` (where, spectral, device), ``resilience`` (graphs or where, dynamics, perturbation, mode, points, strength,
+init, seed, beta_target, device, params, out, name).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Callable
 
 from pipeline.errors import NncapError
 from pipeline.importers import ImportOptions
-from pipeline.stages import StageResult, import_networks, summarize
+from pipeline.stages import StageResult, import_networks, mean_field, summarize
 
 WORKFLOW_KEYS = {"name", "description", "store"}
 
@@ -41,10 +45,28 @@ def _summary_step(store: str, client: Any, *, where: str | None = None) -> Stage
     return summarize(store, client=client, where=where)
 
 
+def _structure_step(store: str, client: Any, *, where: str | None = None, spectral: bool = False,
+                    device: str = "auto") -> StageResult:
+    return mean_field(store, client=client, where=where, spectral=spectral, device=device)
+
+
+def _resilience_step(store: str, client: Any, *, graphs: list[str] | None = None, where: str | None = None,
+                     out: str = "nncap-results", name: str | None = None, init: str = "both",
+                     **spec: Any) -> StageResult:
+    from pipeline.resilience import SweepSpec, run_resilience
+
+    inits = ("high", "low") if init == "both" else (init,)
+    return run_resilience(store, SweepSpec(inits=inits, **spec).validate(), client=client, ids=graphs,
+                          where=where, out=out, name=name)
+
+
 _IMPORT_OPTIONS = {f.name for f in fields(ImportOptions)}
+_SWEEP_OPTIONS = {"dynamics", "perturbation", "mode", "points", "strength", "seed", "beta_target", "device", "params"}
 STAGES: dict[str, tuple[Callable[..., StageResult], set[str]]] = {
     "import": (_import_step, {"sources", "ids"} | _IMPORT_OPTIONS),
     "summary": (_summary_step, {"where"}),
+    "structure": (_structure_step, {"where", "spectral", "device"}),
+    "resilience": (_resilience_step, {"graphs", "where", "out", "name", "init"} | _SWEEP_OPTIONS),
 }
 
 

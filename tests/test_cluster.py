@@ -61,3 +61,15 @@ def test_unreachable_scheduler_is_a_clear_error(store_url):
     p = nncap("import", store_url, "nx:karate", "--scheduler", f"tcp://127.0.0.1:{port}", check=False)
     assert p.returncode == 2 and "cannot reach Dask scheduler" in p.stderr
     assert time.monotonic() - t0 < 60
+
+
+@pytest.mark.slow
+def test_resilience_on_external_cluster_equals_sync(scheduler, store_url, tmp_path):
+    nncap("import", store_url, "gt:karate", "gt:dolphins", "--scheduler", "sync")
+    args = ["resilience", store_url, "--all", "--points", "4", "--beta-target", "9", "--device", "cpu"]
+    nncap(*args, "--scheduler", scheduler, "--out", tmp_path / "dist")
+    nncap(*args, "--scheduler", "sync", "--out", tmp_path / "sync")
+    import pandas as pd
+    name = "resilience-mutualistic-node-removal-random.csv"
+    a, b = pd.read_csv(tmp_path / "dist" / name), pd.read_csv(tmp_path / "sync" / name)
+    pd.testing.assert_frame_equal(a, b)
