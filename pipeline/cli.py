@@ -220,6 +220,8 @@ def resilience_cmd(
                                                            "equals this (puts networks of any scale near the tipping "
                                                            "point)."),
     seed: int = typer.Option(0, help="Seed of the random removal orders and weights."),
+    spectral: bool = typer.Option(False, "--spectral", help="Also the spectral reduction (β = λ_max, x_eff = aᵀx "
+                                                             "with the left Perron vector; Laurence et al. 2019)."),
     device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
     out: str = typer.Option("nncap-results", help="Directory (or fsspec URL) for the CSV tables and PNG figures."),
     scheduler: Optional[str] = SchedulerOpt,
@@ -236,7 +238,7 @@ def resilience_cmd(
         raise NncapError("choose graphs with --graph ID, --where EXPR or --all")
     inits = ("high", "low") if init == "both" else (init,)
     spec = SweepSpec(dynamics=dynamics, perturbation=perturb, mode=mode, points=points, strength=strength,
-                     inits=inits, seed=seed, beta_target=beta_target, device=device,
+                     inits=inits, seed=seed, beta_target=beta_target, device=device, spectral=spectral,
                      params=_parse_params(param or [])).validate()
     with dask_client(scheduler) as client:
         result = run_resilience(store, spec, client=client, ids=graph or None, where=where, out=out,

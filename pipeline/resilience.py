@@ -48,6 +48,7 @@ class SweepSpec:
     seed: int = 0
     beta_target: float | None = None
     device: str = "auto"
+    spectral: bool = False
     params: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> "SweepSpec":
@@ -142,7 +143,7 @@ def _sweep_task(store_url: str, spec: SweepSpec, item: tuple[str, str, list[int]
     dyn = get_dynamics(spec.dynamics, **spec.params)
     points = sweep(P, spec.perturbation, spec.mode, spec.strengths()[chunk], directed=graph.directed,
                    seed=spec.seed)
-    rows = analyse(dyn, points, init, device=spec.device, critical=critical_points(dyn))
+    rows = analyse(dyn, points, init, device=spec.device, critical=critical_points(dyn), spectral=spec.spectral)
     for k, row in zip(chunk, rows):
         row.update(graph=gid, init=init, point=k, weight_scale=scale)
     return rows
@@ -163,6 +164,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
             "mean_rel_error": _mean(ok["rel_error"]), "mean_rel_error_away": _mean(away["rel_error"]),
             "mean_rel_error_near": _mean(near["rel_error"]), "max_rel_error": _max(ok["rel_error"]),
             "wrong_branch": int((~ok["same_branch"]).sum()),
+            **({"mean_rel_error_spectral": _mean(g["rel_error_spec"].dropna())} if "rel_error_spec" in g else {}),
         })
     return pd.DataFrame(out)
 

@@ -14,7 +14,7 @@ parameters, run in order against one store on one Dask client.
 
 Stages and their parameters: ``import`` (sources, ids, and the import options of ``nncap import``),
 ``summary`` (where), ``structure`` (where, spectral, device), ``resilience`` (graphs or where, dynamics, perturbation, mode, points, strength,
-init, seed, beta_target, device, params, out, name).
+init, seed, beta_target, device, params, spectral, out, name).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def _resilience_step(store: str, client: Any, *, graphs: list[str] | None = None
 
 
 _IMPORT_OPTIONS = {f.name for f in fields(ImportOptions)}
-_SWEEP_OPTIONS = {"dynamics", "perturbation", "mode", "points", "strength", "seed", "beta_target", "device", "params"}
+_SWEEP_OPTIONS = {"dynamics", "perturbation", "mode", "points", "strength", "seed", "beta_target", "device", "params",
+                  "spectral"}
 STAGES: dict[str, tuple[Callable[..., StageResult], set[str]]] = {
     "import": (_import_step, {"sources", "ids"} | _IMPORT_OPTIONS),
     "summary": (_summary_step, {"where"}),

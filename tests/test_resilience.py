@@ -157,3 +157,13 @@ out = "{out}"
     p = nncap("run", wf, "--scheduler", "sync")
     assert "workflow finished" in p.stderr and "lesmis" in p.stdout
     assert (out / "resilience-epidemic-weight-scaling-uniform-collapse.png").exists()
+
+
+def test_spectral_reduction_columns():
+    d = get_dynamics("mutualistic")
+    points = sweep(er(n=120).P, "weight-scaling", "uniform", [0.0, 0.5])
+    rows = analyse(d, points, "high", device="cpu", spectral=True)
+    for r in rows:
+        assert r["lambda_max"] > 0 and np.isfinite(r["x_spec_sim"]) and r["rel_error_spec"] < 0.05
+    # symmetric P: the Rayleigh quotient of the all-ones vector bounds λ_max from below by ⟨s⟩
+    assert rows[0]["lambda_max"] >= rows[0]["mean_strength"]
