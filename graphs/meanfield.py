@@ -100,15 +100,32 @@ class Structure:
 
 
 def structure(P: Any, device: str = "auto", cancellation_rtol: float = CANCELLATION_RTOL) -> Structure:
-    """β_eff, ⟨s⟩, S, H and the totals of P (see the module docstring)."""
+    """β_eff, ⟨s⟩, S, H and the totals of P (see the module docstring). A scipy matrix on the CPU
+    is summed by scipy's compiled kernels in place; anything else goes through torch on ``device``."""
+    M = P.P if isinstance(P, SparseGraph) else P
+    if sp.issparse(M) and resolve_device(device).type == "cpu":
+        A = sp.csr_array(M)
+        if A.shape[0] != A.shape[1]:
+            raise InvalidGraphError(f"P must be square, got {A.shape}")
+        data = np.asarray(A.data, dtype=np.float64)
+        A = sp.csr_array((data, A.indices, A.indptr), shape=A.shape)
+        s_in = torch.from_numpy(np.asarray(A.sum(axis=1)).ravel())
+        s_out = torch.from_numpy(np.bincount(A.indices, weights=data, minlength=A.shape[1]).astype(np.float64))
+        return structure_from_strengths(s_in, s_out, float(np.abs(data).sum()), cancellation_rtol)
     A = as_coo(P, device)
     s_in, s_out = strengths(A)
-    n = A.n
-    total = float(A.value.sum()) if n else 0.0
-    abs_total = float(A.value.abs().sum()) if n else 0.0
-    defined, reason = _check_total(total, abs_total, cancellation_rtol)
+    abs_total = float(A.value.abs().sum()) if A.n else 0.0
+    return structure_from_strengths(s_in, s_out, abs_total, cancellation_rtol)
+
+
+def structure_from_strengths(s_in: torch.Tensor, s_out: torch.Tensor, abs_total: float,
+                             cancellation_rtol: float = CANCELLATION_RTOL) -> Structure:
+    """:class:`Structure` from δ_in, δ_out and Σ|P| alone (what a matrix-free operator provides)."""
+    n = int(s_in.numel())
     if not n:
         return Structure(0, 0.0, 0.0, math.nan, math.nan, math.nan, math.nan, False, "empty graph")
+    total = float(s_in.sum())
+    defined, reason = check_total(total, abs_total, cancellation_rtol)
     mean_s = total / n
     beta = float(s_out @ s_in) / total if defined else math.nan
     sd_in = float(s_in.std(unbiased=False))
@@ -119,7 +136,8 @@ def structure(P: Any, device: str = "auto", cancellation_rtol: float = CANCELLAT
     return Structure(n, total, abs_total, beta, mean_s, sym, het, defined, reason)
 
 
-def _check_total(total: float, abs_total: float, rtol: float) -> tuple[bool, str]:
+def check_total(total: float, abs_total: float, rtol: float = CANCELLATION_RTOL) -> tuple[bool, str]:
+    """(well defined, reason): False when 1ᵀP1 is zero or cancels against Σ|P|."""
     if abs_total == 0:
         return False, "P has no non-zero weight: 1ᵀP1 = 0"
     if abs(total) <= rtol * abs_total:
@@ -139,7 +157,7 @@ def x_eff(P: Any, x: Any, device: str = "auto", cancellation_rtol: float = CANCE
     _, s_out = strengths(A)
     xt = torch.as_tensor(x, dtype=s_out.dtype, device=A.device)
     total = float(s_out.sum())
-    defined, _ = _check_total(total, float(A.value.abs().sum()) if A.n else 0.0, cancellation_rtol)
+    defined, _ = check_total(total, float(A.value.abs().sum()) if A.n else 0.0, cancellation_rtol)
     if not defined:
         return torch.full(xt.shape[1:], math.nan, dtype=xt.dtype, device=xt.device)
     return (s_out @ xt) / total

@@ -200,6 +200,46 @@ def structure_cmd(
     _report_failures(result)
 
 
+@app.command("export")
+def export_cmd(
+    zoo: str = typer.Argument(..., help="Zoo directory with a manifest.toml (or the manifest itself)."),
+    store: str = typer.Option(..., "--store", "-s", help="Store location (local path or fsspec URL)."),
+    interaction: str = typer.Option("weight", help="P model: weight (|w_u w_v|, data-free), chain (first-order "
+                                                   "back-propagation coefficient) or hessian (exact -∂²L/∂w_u∂w_v)."),
+    mode: str = typer.Option("auto", help="explicit (CSR of P in the store), implicit (the factors of P; "
+                                          "β_eff and P·z on demand) or auto (explicit up to --max-explicit-edges)."),
+    absolute: bool = typer.Option(False, "--absolute", help="Use |P| (Gao's theory assumes P ≥ 0)."),
+    module: Optional[str] = typer.Option(None, help="Restrict the graph to this sub-module, e.g. a probe head."),
+    probe_size: int = typer.Option(128, help="Probe batch size (test split of the model's dataset)."),
+    seed: int = typer.Option(0, help="Seed of the probe batch."),
+    max_explicit_edges: int = typer.Option(200_000_000, help="--mode auto stores larger graphs implicitly."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Only this model id (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace graphs exported from other checkpoints "
+                                                              "or options."),
+    device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Export the parameter interaction line graphs of a model zoo (Jiang et al. 2024): one node per
+    trainable parameter, an edge where two parameters share a neuron, P[u, v] = effect of v on u.
+    Models already exported from the same checkpoint and options are skipped; β_eff (the neural
+    capacitance) and the other mean-field numbers go to the catalog."""
+    from pipeline.cluster import dask_client
+    from pipeline.export import ExportOptions, export_zoo
+
+    options = ExportOptions(interaction=interaction, mode=mode, absolute=absolute, module=module,
+                            probe_size=probe_size, seed=seed, max_explicit_edges=max_explicit_edges, device=device)
+    with dask_client(scheduler) as client:
+        result = export_zoo(store, zoo, client=client, options=options, models=model, overwrite=overwrite,
+                            show_progress=progress)
+    if result.records:
+        rows = [{"id": r["id"], "params": r["n_nodes"],
+                 "edges": r["meta"].get("n_edges_implicit", r["n_edges"]), "storage": r["meta"]["storage"],
+                 "beta_eff": r["meta"]["beta_eff"], "skipped": bool(r.get("skipped"))} for r in result.records]
+        _print_table(pd.DataFrame(rows), title=f"line graphs ({interaction}{', |P|' if absolute else ''})")
+    _report_failures(result)
+
+
 @app.command("resilience")
 def resilience_cmd(
     store: str = typer.Argument(..., help="Store location."),

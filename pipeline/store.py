@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import fsspec
 import numpy as np
@@ -229,28 +229,97 @@ class Store:
                 raise StoreError(f"graph {graph_id!r} already exists with different content "
                                  "(pass overwrite to replace it)")
             self._write_entry({"id": graph_id, "deleted": True, "published": time.time_ns()})
-        attrs = {
-            "encoding-type": "nncap-graph", "encoding-version": "0.1.0",
-            "id": graph_id, "kind": kind, "directed": graph.directed, "weighted": graph.weighted,
-            "n_nodes": graph.n_nodes, "n_edges": graph.n_edges, "nnz": graph.nnz,
-            "self_loops": graph.n_self_loops, "source": source, "provenance": _jsonable(provenance or {}),
-            "meta": _jsonable(meta or {}), "content_hash": content_hash, "schema_version": SCHEMA_VERSION,
-            "created": _now(),
-        }
-        _check_meta(attrs["meta"])
+        P = graph.P
+        csr = (P.indptr.astype(np.int64), [(P.indices, P.data)], P.indices.dtype, P.data.dtype)
+        return self._write_group(graph_id, kind, graph.directed, graph.weighted, P.shape, graph.n_edges,
+                                 graph.n_self_loops, csr, {"nodes": graph.node_props, "edges": graph.edge_props},
+                                 content_hash, source, provenance, meta)
+
+    def write_csr_stream(self, graph_id: str, *, shape: tuple[int, int], indptr: np.ndarray,
+                         blocks: Iterable[tuple[np.ndarray, np.ndarray]], directed: bool = True,
+                         weighted: bool = True, kind: str = "linegraph", source: str = "",
+                         node_props: dict[str, np.ndarray] | None = None,
+                         provenance: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
+                         index_dtype: Any = np.int64, data_dtype: Any = np.float64,
+                         overwrite: bool = False) -> dict[str, Any]:
+        """Write and publish a graph whose CSR arrives as consecutive ``(indices, data)`` blocks in
+        row order (``indptr`` known up front): memory stays bounded by one block. The content hash
+        is computed on the way, so the record is identical to :meth:`write_graph`'s for the same P.
+        An existing id needs ``overwrite=True``."""
+        self._require_writable()
+        check_graph_id(graph_id)
+        existing = self._records(graph_id).get(graph_id)
+        if existing is not None and not existing.get("deleted"):
+            if not overwrite:
+                raise StoreError(f"graph {graph_id!r} already exists (pass overwrite to replace it)")
+            self._write_entry({"id": graph_id, "deleted": True, "published": time.time_ns()})
+        indptr = np.asarray(indptr, dtype=np.int64)
+        if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise StoreError(f"graph {graph_id!r}: indptr must have n_rows + 1 non-decreasing entries from 0")
+        n_edges = int(indptr[-1])
+        return self._write_group(graph_id, kind, directed, weighted, shape, n_edges if directed else n_edges // 2,
+                                 None, (indptr, blocks, np.dtype(index_dtype), np.dtype(data_dtype)),
+                                 {"nodes": dict(node_props or {}), "edges": {}}, None, source, provenance, meta)
+
+    def _write_group(self, graph_id: str, kind: str, directed: bool, weighted: bool, shape: tuple[int, int],
+                     n_edges: int, self_loops: int | None,
+                     csr: tuple[np.ndarray, Iterable[tuple[np.ndarray, np.ndarray]], np.dtype, np.dtype],
+                     props: dict[str, dict[str, np.ndarray]], content_hash: str | None, source: str,
+                     provenance: dict[str, Any] | None, meta: dict[str, Any] | None) -> dict[str, Any]:
+        """Write a graph group (CSR streamed block by block), then its attrs, then the catalog entry.
+        The content hash is computed on the way unless given; ``self_loops`` likewise."""
+        if kind not in KINDS:
+            raise StoreError(f"kind must be one of {KINDS}, not {kind!r}")
+        meta = _jsonable(meta or {})
+        _check_meta(meta)
         base = f"{GRAPHS}/{graph_id}"
         self._remove_group(base)
         group = zarr.open_group(store=self._zstore, path=base, mode="w", zarr_format=3)
-        P = graph.P
-        csr = group.create_group("P", attributes={
-            "encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": list(P.shape)})
-        self._write_array(csr, "indptr", P.indptr.astype(np.int64))
-        self._write_array(csr, "indices", P.indices)
-        self._write_array(csr, "data", P.data)
-        for name, values in (("nodes", graph.node_props), ("edges", graph.edge_props)):
+        indptr, blocks, index_dtype, data_dtype = csr
+        nnz = int(indptr[-1])
+        hasher = GraphHasher(shape, directed, weighted) if content_hash is None else None
+        group_csr = group.create_group("P", attributes={
+            "encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": list(shape)})
+        self._write_array(group_csr, "indptr", indptr)
+        if hasher:
+            hasher.update("indptr", indptr)
+        arrays = {name: group_csr.create_array(name, shape=(nnz,), dtype=dt, chunks=self.spec.chunks((nnz,)),
+                                               attributes={"encoding-type": "array", "encoding-version": "0.2.0"})
+                  for name, dt in (("indices", index_dtype), ("data", data_dtype))}
+        pos, loops = 0, 0
+        for indices, data in blocks:
+            if len(indices) != len(data):
+                raise StoreError(f"graph {graph_id!r}: a CSR block has {len(indices)} indices but {len(data)} values")
+            stop = pos + len(indices)
+            if stop > nnz:
+                raise StoreError(f"graph {graph_id!r}: CSR blocks hold more entries than indptr says ({nnz})")
+            if len(indices):
+                arrays["indices"][pos:stop] = np.asarray(indices, dtype=index_dtype)
+                arrays["data"][pos:stop] = np.asarray(data, dtype=data_dtype)
+                rows = np.searchsorted(indptr, np.arange(pos, stop), side="right") - 1 if self_loops is None else None
+                if rows is not None:
+                    loops += int(np.count_nonzero(rows == np.asarray(indices)))
+            if hasher:
+                hasher.update("indices", np.asarray(indices, dtype=index_dtype))
+                hasher.update("data", np.asarray(data, dtype=data_dtype))
+            pos = stop
+        if pos != nnz:
+            raise StoreError(f"graph {graph_id!r}: CSR blocks hold {pos} entries, indptr says {nnz}")
+        for name, values in props.items():
             sub = group.create_group(name, attributes={"encoding-type": "dict", "encoding-version": "0.1.0"})
-            for key, arr in values.items():
-                self._write_array(sub, key, arr)
+            for key in sorted(values):
+                self._write_array(sub, key, values[key])
+                if hasher:
+                    hasher.update(f"{name}/{key}", values[key])
+        digest = hasher.hexdigest() if hasher else content_hash
+        attrs = {
+            "encoding-type": "nncap-graph", "encoding-version": "0.1.0",
+            "id": graph_id, "kind": kind, "directed": bool(directed), "weighted": bool(weighted),
+            "n_nodes": int(shape[0]), "n_edges": int(n_edges), "nnz": nnz,
+            "self_loops": int(loops if self_loops is None else self_loops), "source": source,
+            "provenance": _jsonable(provenance or {}), "meta": meta, "content_hash": digest,
+            "schema_version": SCHEMA_VERSION, "created": _now(),
+        }
         group.update_attributes(attrs)  # one write, last: complete attrs mean complete arrays
         record = {k: attrs[k] for k in CORE_FIELDS}
         record.update(meta=attrs["meta"], provenance=attrs["provenance"], published=time.time_ns())
@@ -347,6 +416,9 @@ class Store:
     def read_graph(self, graph_id: str) -> SparseGraph:
         """Load a whole published graph into memory."""
         group = self.group(graph_id)
+        if group.attrs.get("meta", {}).get("storage") == "implicit":
+            raise StoreError(f"graph {graph_id!r} is an implicit line graph: P is not materialised; "
+                             "use pipeline.export.load_operator (matrix-free) or re-export with --mode explicit")
         P = self.read_csr(group)
         graph = SparseGraph(P=P, directed=bool(group.attrs["directed"]), weighted=bool(group.attrs["weighted"]),
                             node_props=self._read_dict(group, "nodes"), edge_props=self._read_dict(group, "edges"))

@@ -2,7 +2,8 @@
 
 Each benchmark prints a markdown table row set; nothing here asserts timings.
 Sizes can be reduced for a quick look: NNCAP_BENCH_GRAPHS=1000 make bench. One benchmark:
-`python -m tests.benchmarks.run scenarios` (names: import, catalog, beta, scenarios, million).
+`python -m tests.benchmarks.run scenarios` (names: import, catalog, beta, scenarios, million, linegraph,
+capacitance).
 """
 
 from __future__ import annotations
@@ -218,8 +219,20 @@ def bench_million_nodes() -> list[str]:
             f"({peak - base:.0f} MB above the graph itself: {(peak - base) * 1e6 / P.nnz:.0f} bytes per edge) |"]
 
 
+def bench_linegraph_export() -> list[str]:
+    from tests.benchmarks.linegraph import bench_export
+
+    return bench_export()
+
+
+def bench_capacitance() -> list[str]:
+    from tests.benchmarks.linegraph import bench_capacitance as run
+
+    return run()
+
+
 BENCHMARKS = {"import": bench_import, "catalog": None, "beta": bench_beta_eff, "scenarios": bench_power_scenarios,
-              "million": bench_million_nodes}
+              "million": bench_million_nodes, "linegraph": bench_linegraph_export, "capacitance": bench_capacitance}
 
 
 def main() -> None:

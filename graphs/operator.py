@@ -1,0 +1,156 @@
+"""P of a parameter line graph as a matrix-free operator, and its entries in bounded row chunks.
+
+With ``P[u, v] = Σ_r up[r, u] · down[r, v]`` on edges ``source(v) == target(u)`` (see
+:mod:`graphs.interaction`), every mean-field quantity reduces to per-neuron sums: for example the
+in-strength is ``δ_in[u] = Σ_r up[r, u] · Σ_{v: source(v) = target(u)} down[r, v]``. That costs
+O(rank × parameters) time and memory instead of O(edges). For ``|P|`` with signed factors no such
+factorisation exists: the operator then evaluates the edges chunk by chunk (O(edges × rank) time,
+memory bounded by ``max_elements``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from graphs.formats import resolve_device
+from graphs.interaction import Factors
+from graphs.linegraph import BIAS, ParameterGraph
+from graphs.meanfield import CANCELLATION_RTOL, Structure, check_total, structure_from_strengths
+
+DEFAULT_MAX_ELEMENTS = 1 << 24
+
+
+class InteractionOperator:
+    """Matrix-free ``P`` (or ``|P|`` with ``absolute=True``) of a parameter line graph.
+
+    Row = receiver: ``matvec(z) = P z`` and ``in_strength() = P 1``; ``rmatvec(y) = Pᵀ y`` and
+    ``out_strength() = 1ᵀ P``. Tensors live on ``device`` in ``dtype`` (float64 by default)."""
+
+    def __init__(self, graph: ParameterGraph, factors: Factors, *, absolute: bool = False,
+                 device: str | torch.device = "auto", dtype: torch.dtype = torch.float64,
+                 max_elements: int = DEFAULT_MAX_ELEMENTS):
+        self.graph = graph
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.factors = factors.to(self.device, dtype)
+        self.dtype = dtype
+        self.absolute = absolute
+        self.factorised = not absolute or factors.nonnegative
+        self.max_elements = int(max_elements)
+        self.shape = (graph.n_nodes, graph.n_nodes)
+        as_t = lambda a: torch.from_numpy(np.asarray(a, np.int64)).to(self.device)  # noqa: E731
+        self._target = as_t(graph.target)
+        fed = graph.source != BIAS
+        self._fed = as_t(np.flatnonzero(fed))
+        self._fed_source = as_t(graph.source[fed])
+
+    # -- factorised sums ------------------------------------------------------------------------
+    def _by_target(self, values: torch.Tensor) -> torch.Tensor:
+        """(rank, n_neurons): Σ over parameters with target n of ``values[:, u]``."""
+        out = torch.zeros(values.shape[0], self.graph.n_neurons, dtype=self.dtype, device=self.device)
+        return out.index_add_(1, self._target, values)
+
+    def _by_source(self, values: torch.Tensor) -> torch.Tensor:
+        """(rank, n_neurons): Σ over non-bias parameters with source n of ``values[:, v]``."""
+        out = torch.zeros(values.shape[0], self.graph.n_neurons, dtype=self.dtype, device=self.device)
+        return out.index_add_(1, self._fed_source, values[:, self._fed])
+
+    def _spread_source(self, per_neuron: torch.Tensor) -> torch.Tensor:
+        """(rank, n_nodes): ``per_neuron[:, source(v)]``, zero for biases."""
+        out = torch.zeros(per_neuron.shape[0], self.graph.n_nodes, dtype=self.dtype, device=self.device)
+        out[:, self._fed] = per_neuron[:, self._fed_source]
+        return out
+
+    def _signs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        up, down = self.factors.up, self.factors.down
+        return (up.abs(), down.abs()) if self.absolute else (up, down)
+
+    # -- chunked edges --------------------------------------------------------------------------
+    def row_ranges(self) -> Iterator[tuple[int, int]]:
+        """Row ranges whose edge values fit in ``max_elements`` (rank × edges) at a time."""
+        return self.graph.row_ranges(max(1, self.max_elements // max(1, self.factors.rank)))
+
+    def entries(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(row, col, value) of the edges in rows ``start:stop`` (row-major, sorted columns)."""
+        rows, cols = self.graph.edges(start, stop)
+        r = torch.from_numpy(rows).to(self.device)
+        c = torch.from_numpy(cols).to(self.device)
+        up, down = self.factors.up, self.factors.down
+        vals = (up.index_select(1, r) * down.index_select(1, c)).sum(0)
+        return r, c, (vals.abs() if self.absolute else vals)
+
+    def _edge_reduce(self, x: torch.Tensor | None, transpose: bool) -> torch.Tensor:
+        """Σ over edges of value (× x[col] or x[row]) into rows (or columns when ``transpose``)."""
+        out = torch.zeros(self.graph.n_nodes, dtype=self.dtype, device=self.device)
+        for start, stop in self.row_ranges():
+            r, c, v = self.entries(start, stop)
+            into, other = (c, r) if transpose else (r, c)
+            out.index_add_(0, into, v if x is None else v * x[other])
+        return out
+
+    # -- public operator ------------------------------------------------------------------------
+    def in_strength(self) -> torch.Tensor:
+        """δ_in = P 1 (row sums)."""
+        if not self.factorised:
+            return self._edge_reduce(None, transpose=False)
+        up, down = self._signs()
+        return (up * self._by_source(down)[:, self._target]).sum(0)
+
+    def out_strength(self) -> torch.Tensor:
+        """δ_out = 1ᵀ P (column sums)."""
+        if not self.factorised:
+            return self._edge_reduce(None, transpose=True)
+        up, down = self._signs()
+        return (down * self._spread_source(self._by_target(up))).sum(0)
+
+    def matvec(self, z: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """P z for z of shape (n_nodes,)."""
+        z = torch.as_tensor(z, dtype=self.dtype, device=self.device)
+        if not self.factorised:
+            return self._edge_reduce(z, transpose=False)
+        up, down = self._signs()
+        return (up * self._by_source(down * z)[:, self._target]).sum(0)
+
+    def rmatvec(self, y: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Pᵀ y for y of shape (n_nodes,)."""
+        y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
+        if not self.factorised:
+            return self._edge_reduce(y, transpose=True)
+        up, down = self._signs()
+        return (down * self._spread_source(self._by_target(up * y))).sum(0)
+
+    def abs_bound(self) -> float:
+        """Σ_edges Σ_r |up[r, u]| |down[r, v]|: equals Σ|P| for rank-1 or non-negative factors and
+        bounds it from above otherwise (used to detect sign cancellation in 1ᵀP1)."""
+        up, down = self.factors.up.abs(), self.factors.down.abs()
+        return float((self._by_target(up) * self._by_source(down)).sum())
+
+    def structure(self, cancellation_rtol: float = CANCELLATION_RTOL) -> Structure:
+        """β_eff, ⟨s⟩, S, H as in :func:`graphs.meanfield.structure`; ``abs_total`` is exact for
+        ``absolute`` or rank-1 or non-negative factors, else the upper bound :meth:`abs_bound`."""
+        s_in, s_out = self.in_strength(), self.out_strength()
+        abs_total = float(s_in.sum()) if self.absolute else self.abs_bound()
+        return structure_from_strengths(s_in, s_out, abs_total, cancellation_rtol)
+
+    def beta_eff(self) -> float:
+        """β_eff = 1ᵀPP1 / 1ᵀP1, the neural capacitance."""
+        return self.structure().beta_eff
+
+    def x_eff(self, x: torch.Tensor | np.ndarray) -> float:
+        """x_eff = 1ᵀP x / 1ᵀP1 (δ_out-weighted mean of x, e.g. the parameter values)."""
+        s_out = self.out_strength()
+        total = float(s_out.sum())
+        if not check_total(total, float(s_out.abs().sum()) if self.absolute else self.abs_bound())[0]:
+            return math.nan
+        x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        return float(s_out @ x) / total
+
+    def to_scipy(self) -> sp.csr_array:
+        """The explicit CSR (materialises every edge: for tests and small graphs)."""
+        data = np.concatenate([self.entries(a, b)[2].cpu().numpy() for a, b in self.row_ranges()] or [np.zeros(0)])
+        _, cols = self.graph.edges(0, self.graph.n_nodes)
+        return sp.csr_array((data, cols, self.graph.indptr), shape=self.shape)
