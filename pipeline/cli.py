@@ -221,7 +221,7 @@ def export_cmd(
     progress: Optional[bool] = ProgressOpt,
 ) -> None:
     """Export the parameter interaction line graphs of a model zoo (Jiang et al. 2024): one node per
-    trainable parameter, an edge where two parameters share a neuron, P[u, v] = effect of v on u.
+    trainable parameter, an edge where two parameters share a neuron, P(u, v) = effect of parameter v on u.
     Models already exported from the same checkpoint and options are skipped; β_eff (the neural
     capacitance) and the other mean-field numbers go to the catalog."""
     from pipeline.cluster import dask_client
