@@ -174,7 +174,7 @@ class GraphHasher:
                 h.update(b)
         else:
             kind, canon = _canonical_numeric(values)
-            h.update(np.ascontiguousarray(canon).tobytes())
+            h.update(np.ascontiguousarray(canon).view(np.uint8))
         kinds = self._kinds.setdefault(name, f"{kind}{list(values.shape[1:])}")
         if kinds != f"{kind}{list(values.shape[1:])}":
             raise InvalidGraphError(f"array {name!r} fed to the hash with inconsistent dtype or shape")

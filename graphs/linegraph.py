@@ -110,14 +110,30 @@ class ParameterGraph:
             yield start, stop
             start = stop
 
+    @property
+    def n_self_loops(self) -> int:
+        """Parameters whose source is their own target (only where a residual merges neurons)."""
+        return int(np.count_nonzero(self.source == self.target))
+
+    def columns(self, neuron: int) -> np.ndarray:
+        """The downstream parameters fed by ``neuron`` (sorted): the columns of every row targeting it."""
+        return self._down_order[self._down_ptr[neuron]:self._down_ptr[neuron + 1]]
+
+    def runs(self, start: int, stop: int) -> list[tuple[int, int, int]]:
+        """``(first, last + 1, neuron)`` for the maximal runs of consecutive rows in ``start:stop`` with
+        the same target neuron; rows of a run share one column list (a weight row of a Linear layer,
+        an output channel of a convolution)."""
+        t = self.target[start:stop]
+        if not t.size:
+            return []
+        bounds = np.concatenate([[0], np.flatnonzero(t[1:] != t[:-1]) + 1, [t.size]])
+        return [(start + int(a), start + int(b), int(t[a])) for a, b in zip(bounds[:-1], bounds[1:])]
+
     def edges(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) of every edge in rows ``start:stop``, row-major with sorted columns."""
-        lengths = self.row_lengths[start:stop]
-        total = int(lengths.sum())
-        rows = np.repeat(np.arange(start, stop, dtype=np.int64), lengths)
-        first = self._down_ptr[self.target[start:stop]]
-        within = np.arange(total, dtype=np.int64) - np.repeat(self.indptr[start:stop] - self.indptr[start], lengths)
-        cols = self._down_order[np.repeat(first, lengths) + within]
+        rows = np.repeat(np.arange(start, stop, dtype=np.int64), self.row_lengths[start:stop])
+        parts = [np.tile(self.columns(n), b - a) for a, b, n in self.runs(start, stop)]
+        cols = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return rows, cols
 
     def adjacency(self) -> sp.csr_array:

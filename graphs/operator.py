@@ -74,14 +74,29 @@ class InteractionOperator:
         """Row ranges whose edge values fit in ``max_elements`` (rank × edges) at a time."""
         return self.graph.row_ranges(max(1, self.max_elements // max(1, self.factors.rank)))
 
-    def entries(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(row, col, value) of the edges in rows ``start:stop`` (row-major, sorted columns)."""
-        rows, cols = self.graph.edges(start, stop)
-        r = torch.from_numpy(rows).to(self.device)
-        c = torch.from_numpy(cols).to(self.device)
+    def row_values(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(col, value) of the edges in rows ``start:stop``, row-major with sorted columns (the CSR
+        ``indices`` and ``data`` of those rows). Rows sharing a target neuron form one block,
+        ``up[:, rows]ᵀ · down[:, columns]`` (a GEMM)."""
         up, down = self.factors.up, self.factors.down
-        vals = (up.index_select(1, r) * down.index_select(1, c)).sum(0)
-        return r, c, (vals.abs() if self.absolute else vals)
+        cols, vals = [], []
+        for a, b, neuron in self.graph.runs(start, stop):
+            targets = self.graph.columns(neuron)
+            if not targets.size:
+                continue
+            c = torch.from_numpy(targets).to(self.device)
+            vals.append((up[:, a:b].T @ down.index_select(1, c)).reshape(-1))
+            cols.append(c.repeat(b - a))
+        if not vals:
+            return torch.zeros(0, dtype=torch.int64, device=self.device), torch.zeros(0, dtype=self.dtype,
+                                                                                      device=self.device)
+        v = torch.cat(vals)
+        return torch.cat(cols), (v.abs() if self.absolute else v)
+
+    def entries(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(row, col, value) of the edges in rows ``start:stop``."""
+        rows = np.repeat(np.arange(start, stop, dtype=np.int64), self.graph.row_lengths[start:stop])
+        return (torch.from_numpy(rows).to(self.device), *self.row_values(start, stop))
 
     def _edge_reduce(self, x: torch.Tensor | None, transpose: bool) -> torch.Tensor:
         """Σ over edges of value (× x[col] or x[row]) into rows (or columns when ``transpose``)."""
@@ -151,6 +166,6 @@ class InteractionOperator:
 
     def to_scipy(self) -> sp.csr_array:
         """The explicit CSR (materialises every edge: for tests and small graphs)."""
-        data = np.concatenate([self.entries(a, b)[2].cpu().numpy() for a, b in self.row_ranges()] or [np.zeros(0)])
+        data = np.concatenate([self.row_values(a, b)[1].cpu().numpy() for a, b in self.row_ranges()] or [np.zeros(0)])
         _, cols = self.graph.edges(0, self.graph.n_nodes)
         return sp.csr_array((data, cols, self.graph.indptr), shape=self.shape)

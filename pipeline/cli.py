@@ -200,6 +200,35 @@ def structure_cmd(
     _report_failures(result)
 
 
+zoo_app = typer.Typer(help="Model zoos: train one on a bundled dataset; export it with `nncap export`.",
+                      no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("train")
+def zoo_train_cmd(
+    spec: str = typer.Argument(..., help="Zoo spec (TOML): [zoo] name, dataset, out; [grid] architecture, depth, "
+                                         "width, activation, lr, epochs, seed; optional [sample] n, seed."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Directory for checkpoints and the manifest "
+                                                                "(default: the spec's [zoo] out)."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Train a model zoo, one Dask task per configuration: a safetensors checkpoint after every epoch,
+    train/validation metrics per epoch, and the manifest.toml `nncap export` reads. Runs already
+    finished are skipped; see the docstring of pipeline/zoo.py for the spec format."""
+    from pipeline.cluster import dask_client
+    from pipeline.zoo import train_zoo
+
+    with dask_client(scheduler) as client:
+        result, _ = train_zoo(spec, client=client, out=out, show_progress=progress)
+    if result.table is not None:
+        _print_table(result.table, title="zoo (last epoch)")
+    for path in result.outputs:
+        err.print(f"wrote {path}", highlight=False)
+    _report_failures(result)
+
+
 @app.command("export")
 def export_cmd(
     zoo: str = typer.Argument(..., help="Zoo directory with a manifest.toml (or the manifest itself)."),
@@ -232,11 +261,8 @@ def export_cmd(
     with dask_client(scheduler) as client:
         result = export_zoo(store, zoo, client=client, options=options, models=model, overwrite=overwrite,
                             show_progress=progress)
-    if result.records:
-        rows = [{"id": r["id"], "params": r["n_nodes"],
-                 "edges": r["meta"].get("n_edges_implicit", r["n_edges"]), "storage": r["meta"]["storage"],
-                 "beta_eff": r["meta"]["beta_eff"], "skipped": bool(r.get("skipped"))} for r in result.records]
-        _print_table(pd.DataFrame(rows), title=f"line graphs ({interaction}{', |P|' if absolute else ''})")
+    if result.table is not None:
+        _print_table(result.table, title=f"line graphs ({interaction}{', |P|' if absolute else ''})")
     _report_failures(result)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from graphs.interaction import MODELS, Factors, interaction, parameter_values
@@ -207,21 +208,18 @@ def export_model(store_url: str, zoo_name: str, entry: ZooModel, options: Export
     nodes = graph.node_arrays(values)
     source = f"zoo:{zoo_name}/{entry.id}"
     if explicit:
-        blocks = (_to_numpy(op.entries(a, b)) for a, b in graph.row_ranges(options.chunk_edges))
+        blocks = ((c.cpu().numpy(), v.cpu().numpy()) for c, v in
+                  (op.row_values(a, b) for a, b in graph.row_ranges(options.chunk_edges)))
         index_dtype = np.int32 if graph.n_nodes < 2**31 else np.int64
         return store.write_csr_stream(graph_id, shape=(graph.n_nodes, graph.n_nodes), indptr=graph.indptr,
                                       blocks=blocks, node_props=nodes, source=source, provenance=provenance,
-                                      meta=meta, index_dtype=index_dtype, overwrite=overwrite)
+                                      meta=meta, index_dtype=index_dtype, self_loops=graph.n_self_loops,
+                                      overwrite=overwrite)
     nodes.update(factor_up=factors.up.T.numpy(), factor_down=factors.down.T.numpy())
     meta.update(n_edges_implicit=graph.n_edges, factors_nonnegative=factors.nonnegative)
     return store.write_csr_stream(graph_id, shape=(graph.n_nodes, graph.n_nodes),
                                   indptr=np.zeros(graph.n_nodes + 1, np.int64), blocks=[], node_props=nodes,
                                   source=source, provenance=provenance, meta=meta, overwrite=overwrite)
-
-
-def _to_numpy(entries: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-    _, cols, vals = entries
-    return cols.cpu().numpy(), vals.cpu().numpy()
 
 
 def load_operator(store: Store, graph_id: str, device: str = "auto") -> InteractionOperator:
@@ -268,4 +266,9 @@ def export_zoo(store_url: str, zoo: str | Path, *, client: Any, options: ExportO
             result.failures.append((entry.id, error_message(error)))
     if store.pending_entries() > COMPACT_AFTER:
         store.compact()
+    if result.records:
+        result.table = pd.DataFrame([{
+            "id": r["id"], "params": r["n_nodes"], "edges": r["meta"].get("n_edges_implicit", r["n_edges"]),
+            "storage": r["meta"]["storage"], "beta_eff": r["meta"]["beta_eff"], "skipped": bool(r.get("skipped"))}
+            for r in result.records])
     return result

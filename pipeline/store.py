@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
 import fsspec
@@ -241,11 +242,12 @@ class Store:
                          node_props: dict[str, np.ndarray] | None = None,
                          provenance: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
                          index_dtype: Any = np.int64, data_dtype: Any = np.float64,
-                         overwrite: bool = False) -> dict[str, Any]:
+                         self_loops: int | None = None, overwrite: bool = False) -> dict[str, Any]:
         """Write and publish a graph whose CSR arrives as consecutive ``(indices, data)`` blocks in
-        row order (``indptr`` known up front): memory stays bounded by one block. The content hash
-        is computed on the way, so the record is identical to :meth:`write_graph`'s for the same P.
-        An existing id needs ``overwrite=True``."""
+        row order (``indptr`` known up front): memory stays bounded by a few blocks. The content hash
+        is computed on the way (in a second thread, overlapping the writes), so the record is
+        identical to :meth:`write_graph`'s for the same P. ``self_loops``, when the caller knows it,
+        saves counting them. An existing id needs ``overwrite=True``."""
         self._require_writable()
         check_graph_id(graph_id)
         existing = self._records(graph_id).get(graph_id)
@@ -258,7 +260,7 @@ class Store:
             raise StoreError(f"graph {graph_id!r}: indptr must have n_rows + 1 non-decreasing entries from 0")
         n_edges = int(indptr[-1])
         return self._write_group(graph_id, kind, directed, weighted, shape, n_edges if directed else n_edges // 2,
-                                 None, (indptr, blocks, np.dtype(index_dtype), np.dtype(data_dtype)),
+                                 self_loops, (indptr, blocks, np.dtype(index_dtype), np.dtype(data_dtype)),
                                  {"nodes": dict(node_props or {}), "edges": {}}, None, source, provenance, meta)
 
     def _write_group(self, graph_id: str, kind: str, directed: bool, weighted: bool, shape: tuple[int, int],
@@ -287,22 +289,30 @@ class Store:
                                                attributes={"encoding-type": "array", "encoding-version": "0.2.0"})
                   for name, dt in (("indices", index_dtype), ("data", data_dtype))}
         pos, loops = 0, 0
-        for indices, data in blocks:
-            if len(indices) != len(data):
-                raise StoreError(f"graph {graph_id!r}: a CSR block has {len(indices)} indices but {len(data)} values")
-            stop = pos + len(indices)
-            if stop > nnz:
-                raise StoreError(f"graph {graph_id!r}: CSR blocks hold more entries than indptr says ({nnz})")
-            if len(indices):
-                arrays["indices"][pos:stop] = np.asarray(indices, dtype=index_dtype)
-                arrays["data"][pos:stop] = np.asarray(data, dtype=data_dtype)
-                rows = np.searchsorted(indptr, np.arange(pos, stop), side="right") - 1 if self_loops is None else None
-                if rows is not None:
-                    loops += int(np.count_nonzero(rows == np.asarray(indices)))
-            if hasher:
-                hasher.update("indices", np.asarray(indices, dtype=index_dtype))
-                hasher.update("data", np.asarray(data, dtype=data_dtype))
-            pos = stop
+        with ThreadPoolExecutor(1) as hashing:  # one worker: blocks are hashed in order
+            pending: Future[None] | None = None
+            for indices, data in blocks:
+                indices = np.asarray(indices, dtype=index_dtype)
+                data = np.asarray(data, dtype=data_dtype)
+                if len(indices) != len(data):
+                    raise StoreError(f"graph {graph_id!r}: a CSR block has {len(indices)} indices but "
+                                     f"{len(data)} values")
+                stop = pos + len(indices)
+                if stop > nnz:
+                    raise StoreError(f"graph {graph_id!r}: CSR blocks hold more entries than indptr says ({nnz})")
+                if hasher:
+                    if pending is not None:
+                        pending.result()
+                    pending = hashing.submit(_hash_block, hasher, indices, data)
+                if len(indices):
+                    arrays["indices"][pos:stop] = indices
+                    arrays["data"][pos:stop] = data
+                    if self_loops is None:
+                        rows = np.searchsorted(indptr, np.arange(pos, stop), side="right") - 1
+                        loops += int(np.count_nonzero(rows == indices))
+                pos = stop
+            if pending is not None:
+                pending.result()
         if pos != nnz:
             raise StoreError(f"graph {graph_id!r}: CSR blocks hold {pos} entries, indptr says {nnz}")
         for name, values in props.items():
@@ -466,6 +476,11 @@ class Store:
                         h.update(f"{sub}/{key}", block)
         if h.hexdigest() != group.attrs["content_hash"]:
             raise StoreError(f"graph {graph_id!r}: stored data does not match its content hash")
+
+
+def _hash_block(hasher: GraphHasher, indices: np.ndarray, data: np.ndarray) -> None:
+    hasher.update("indices", indices)
+    hasher.update("data", data)
 
 
 def _table_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -14,7 +14,9 @@ parameters, run in order against one store on one Dask client.
 
 Stages and their parameters: ``import`` (sources, ids, and the import options of ``nncap import``),
 ``summary`` (where), ``structure`` (where, spectral, device), ``resilience`` (graphs or where, dynamics, perturbation, mode, points, strength,
-init, seed, beta_target, device, params, spectral, out, name).
+init, seed, beta_target, device, params, spectral, out, name), ``zoo-train`` (spec, out: train a model zoo)
+and ``export`` (zoo, models, overwrite, and the options of ``nncap export``: interaction, mode,
+absolute, module, probe_size, seed, max_explicit_edges, device).
 """
 
 from __future__ import annotations
@@ -60,6 +62,22 @@ def _resilience_step(store: str, client: Any, *, graphs: list[str] | None = None
                           where=where, out=out, name=name)
 
 
+def _zoo_train_step(store: str, client: Any, *, spec: str, out: str | None = None) -> StageResult:
+    from pipeline.zoo import train_zoo
+
+    result, _ = train_zoo(spec, client=client, out=out)
+    return result
+
+
+def _export_step(store: str, client: Any, *, zoo: str, models: list[str] | None = None, overwrite: bool = False,
+                 **options: Any) -> StageResult:
+    from pipeline.export import ExportOptions, export_zoo
+
+    return export_zoo(store, zoo, client=client, options=ExportOptions(**options), models=models,
+                      overwrite=overwrite)
+
+
+_EXPORT_OPTIONS = {"interaction", "mode", "absolute", "module", "probe_size", "seed", "max_explicit_edges", "device"}
 _IMPORT_OPTIONS = {f.name for f in fields(ImportOptions)}
 _SWEEP_OPTIONS = {"dynamics", "perturbation", "mode", "points", "strength", "seed", "beta_target", "device", "params",
                   "spectral"}
@@ -68,6 +86,8 @@ STAGES: dict[str, tuple[Callable[..., StageResult], set[str]]] = {
     "summary": (_summary_step, {"where"}),
     "structure": (_structure_step, {"where", "spectral", "device"}),
     "resilience": (_resilience_step, {"graphs", "where", "out", "name", "init"} | _SWEEP_OPTIONS),
+    "zoo-train": (_zoo_train_step, {"spec", "out"}),
+    "export": (_export_step, {"zoo", "models", "overwrite"} | _EXPORT_OPTIONS),
 }
 
 

@@ -125,6 +125,7 @@ def test_residual_merges_and_concat_splits_neurons():
     assert edge_set(g) == expected_edges(params)
     assert g.n_neurons == 9
     assert g.group("fc3.weight").predecessor is None
+    assert g.n_self_loops == int(g.adjacency().diagonal().sum()) == 4  # fc2's diagonal: output is input
 
 
 class Block(nn.Module):

@@ -52,9 +52,9 @@ def run_method(method: str, widths: list[int]) -> int:
         op = InteractionOperator(g, weight_factors(model, g), device="cpu")
         tmp = tempfile.mkdtemp(prefix="nncap-bench-")
         try:
-            blocks = ((c.numpy(), v.numpy()) for _, c, v in (op.entries(a, b) for a, b in g.row_ranges(1 << 22)))
+            blocks = ((c.numpy(), v.numpy()) for c, v in (op.row_values(a, b) for a, b in g.row_ranges(1 << 22)))
             Store(f"{tmp}/s.zarr").write_csr_stream("mlp", shape=(g.n_nodes, g.n_nodes), indptr=g.indptr,
-                                                     blocks=blocks, index_dtype=np.int32)
+                                                     blocks=blocks, index_dtype=np.int32, self_loops=g.n_self_loops)
         finally:
             shutil.rmtree(tmp)
         return g.n_edges
