@@ -175,7 +175,11 @@ _POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgP
                  nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
                  nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
 _SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+_PAD_MODULES = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+                nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_LEAF_TYPES = (nn.Linear, *_CONV, *_NORM_MODULES, *_POOL_MODULES, *_ELEMENTWISE_MODULES, *_SOFTMAX_MODULES,
+               *_PAD_MODULES)
 
 _F = torch.nn.functional
 _ELEMENTWISE_FUNCTIONS = {
@@ -235,11 +239,18 @@ def _submodule_inputs(model: nn.Module, sub: nn.Module, args: tuple[Any, ...]) -
     return tuple(seen[0])
 
 
+class _LeafTracer(fx.Tracer):
+    """Keeps subclasses of the mapped layer types (e.g. 'same'-padding convolutions) as leaves."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, _LEAF_TYPES) or super().is_leaf_module(m, qualname)
+
+
 class _Tracer:
     def __init__(self, model: nn.Module, args: tuple[Any, ...], prefix: str):
         self.prefix = prefix
         try:
-            self.gm = fx.symbolic_trace(model)
+            self.gm = fx.GraphModule(model, _LeafTracer().trace(model))
         except Exception as e:  # torch.fx raises many types for untraceable control flow
             raise UnsupportedModelError(f"torch.fx cannot trace {type(model).__name__}: {e}") from None
         was_training = self.gm.training
@@ -317,7 +328,7 @@ class _Tracer:
         fn = node.target
         if fn in _ELEMENTWISE_FUNCTIONS or (node.op == "call_method" and fn in _ELEMENTWISE_METHODS):
             return self.passthrough(node, arg(0), elementwise=True)
-        if fn in _POOL_FUNCTIONS:
+        if fn in _POOL_FUNCTIONS or fn is _F.pad:
             return self.pool(node, arg(0))
         if fn in (_F.softmax, _F.log_softmax) or (node.op == "call_method" and fn in ("softmax", "log_softmax")):
             return self.passthrough(node, arg(0))
@@ -349,7 +360,7 @@ class _Tracer:
         if isinstance(mod, _NORM_MODULES):
             self.excluded.extend(f"{self.prefix}{name}.{p}" for p, t in mod.named_parameters() if t.requires_grad)
             return self.passthrough(node, value)
-        if isinstance(mod, _POOL_MODULES):
+        if isinstance(mod, _POOL_MODULES) or isinstance(mod, _PAD_MODULES):
             return self.pool(node, value)
         if isinstance(mod, _SOFTMAX_MODULES):
             return self.passthrough(node, value)
@@ -398,9 +409,10 @@ class _Tracer:
         return _Neurons(value.axis, value.ids, value.origin if keep else None)
 
     def pool(self, node: fx.Node, value: _Neurons | None) -> _Neurons:
+        """Pooling and padding act on the spatial axes: channels (axis 1) keep their identity."""
         value = self.passthrough(node, value)
         if value.axis is not None and value.axis != 1:
-            raise UnsupportedModelError(f"{self.where(node)} pools over axis {value.axis}, which holds neurons")
+            raise UnsupportedModelError(f"{self.where(node)} pools or pads axis {value.axis}, which holds neurons")
         return value
 
     def merge(self, node: fx.Node, inputs: list[_Neurons]) -> _Neurons:

@@ -37,6 +37,9 @@ class InteractionOperator:
         self.graph = graph
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.factors = factors.to(self.device, dtype)
+        # node-major copies (n_nodes, rank): scatter-adds along dim 0 touch contiguous rows
+        self._up = self.factors.up.T.contiguous()
+        self._down = self.factors.down.T.contiguous()
         self.dtype = dtype
         self.absolute = absolute
         self.factorised = not absolute or factors.nonnegative
@@ -48,25 +51,25 @@ class InteractionOperator:
         self._fed = as_t(np.flatnonzero(fed))
         self._fed_source = as_t(graph.source[fed])
 
-    # -- factorised sums ------------------------------------------------------------------------
+    # -- factorised sums (node-major: values of shape (n_nodes, rank)) ---------------------------
     def _by_target(self, values: torch.Tensor) -> torch.Tensor:
-        """(rank, n_neurons): Σ over parameters with target n of ``values[:, u]``."""
-        out = torch.zeros(values.shape[0], self.graph.n_neurons, dtype=self.dtype, device=self.device)
-        return out.index_add_(1, self._target, values)
+        """(n_neurons, rank): Σ over parameters with target n of ``values[u]``."""
+        out = torch.zeros(self.graph.n_neurons, values.shape[1], dtype=self.dtype, device=self.device)
+        return out.index_add_(0, self._target, values)
 
     def _by_source(self, values: torch.Tensor) -> torch.Tensor:
-        """(rank, n_neurons): Σ over non-bias parameters with source n of ``values[:, v]``."""
-        out = torch.zeros(values.shape[0], self.graph.n_neurons, dtype=self.dtype, device=self.device)
-        return out.index_add_(1, self._fed_source, values[:, self._fed])
+        """(n_neurons, rank): Σ over non-bias parameters with source n of ``values[v]``."""
+        out = torch.zeros(self.graph.n_neurons, values.shape[1], dtype=self.dtype, device=self.device)
+        return out.index_add_(0, self._fed_source, values[self._fed])
 
     def _spread_source(self, per_neuron: torch.Tensor) -> torch.Tensor:
-        """(rank, n_nodes): ``per_neuron[:, source(v)]``, zero for biases."""
-        out = torch.zeros(per_neuron.shape[0], self.graph.n_nodes, dtype=self.dtype, device=self.device)
-        out[:, self._fed] = per_neuron[:, self._fed_source]
+        """(n_nodes, rank): ``per_neuron[source(v)]``, zero for biases."""
+        out = torch.zeros(self.graph.n_nodes, per_neuron.shape[1], dtype=self.dtype, device=self.device)
+        out[self._fed] = per_neuron[self._fed_source]
         return out
 
     def _signs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        up, down = self.factors.up, self.factors.down
+        up, down = self._up, self._down
         return (up.abs(), down.abs()) if self.absolute else (up, down)
 
     # -- chunked edges --------------------------------------------------------------------------
@@ -77,15 +80,15 @@ class InteractionOperator:
     def row_values(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(col, value) of the edges in rows ``start:stop``, row-major with sorted columns (the CSR
         ``indices`` and ``data`` of those rows). Rows sharing a target neuron form one block,
-        ``up[:, rows]ᵀ · down[:, columns]`` (a GEMM)."""
-        up, down = self.factors.up, self.factors.down
+        ``up[rows] · down[columns]ᵀ`` (a GEMM)."""
+        up, down = self._up, self._down
         cols, vals = [], []
         for a, b, neuron in self.graph.runs(start, stop):
             targets = self.graph.columns(neuron)
             if not targets.size:
                 continue
             c = torch.from_numpy(targets).to(self.device)
-            vals.append((up[:, a:b].T @ down.index_select(1, c)).reshape(-1))
+            vals.append((up[a:b] @ down.index_select(0, c).T).reshape(-1))
             cols.append(c.repeat(b - a))
         if not vals:
             return torch.zeros(0, dtype=torch.int64, device=self.device), torch.zeros(0, dtype=self.dtype,
@@ -113,14 +116,14 @@ class InteractionOperator:
         if not self.factorised:
             return self._edge_reduce(None, transpose=False)
         up, down = self._signs()
-        return (up * self._by_source(down)[:, self._target]).sum(0)
+        return (up * self._by_source(down)[self._target]).sum(1)
 
     def out_strength(self) -> torch.Tensor:
         """δ_out = 1ᵀ P (column sums)."""
         if not self.factorised:
             return self._edge_reduce(None, transpose=True)
         up, down = self._signs()
-        return (down * self._spread_source(self._by_target(up))).sum(0)
+        return (down * self._spread_source(self._by_target(up))).sum(1)
 
     def matvec(self, z: torch.Tensor | np.ndarray) -> torch.Tensor:
         """P z for z of shape (n_nodes,)."""
@@ -128,7 +131,7 @@ class InteractionOperator:
         if not self.factorised:
             return self._edge_reduce(z, transpose=False)
         up, down = self._signs()
-        return (up * self._by_source(down * z)[:, self._target]).sum(0)
+        return (up * self._by_source(down * z[:, None])[self._target]).sum(1)
 
     def rmatvec(self, y: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Pᵀ y for y of shape (n_nodes,)."""
@@ -136,13 +139,12 @@ class InteractionOperator:
         if not self.factorised:
             return self._edge_reduce(y, transpose=True)
         up, down = self._signs()
-        return (down * self._spread_source(self._by_target(up * y))).sum(0)
+        return (down * self._spread_source(self._by_target(up * y[:, None]))).sum(1)
 
     def abs_bound(self) -> float:
         """Σ_edges Σ_r |up[r, u]| |down[r, v]|: equals Σ|P| for rank-1 or non-negative factors and
         bounds it from above otherwise (used to detect sign cancellation in 1ᵀP1)."""
-        up, down = self.factors.up.abs(), self.factors.down.abs()
-        return float((self._by_target(up) * self._by_source(down)).sum())
+        return float((self._by_target(self._up.abs()) * self._by_source(self._down.abs())).sum())
 
     def structure(self, cancellation_rtol: float = CANCELLATION_RTOL) -> Structure:
         """β_eff, ⟨s⟩, S, H as in :func:`graphs.meanfield.structure`; ``abs_total`` is exact for

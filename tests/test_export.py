@@ -139,3 +139,17 @@ def test_model_families_trace():
         assert excluded > 0 if arch == "resnet" else excluded == 0
         assert g.n_nodes == sum(p.numel() for p in params.values()) - excluded
         assert g.n_edges > 0
+
+
+def test_pretrained_backbones_export_implicitly(tmp_path):
+    """The pretrained workflow: MNIST CNN, MobileNetV2 and EfficientNet-Lite0 load strictly from
+    their packages and export implicitly; β_eff from the stored factors equals the catalog's."""
+    url = str(tmp_path / "p.zarr")
+    p = nncap("run", "workflows/pretrained.toml", "--store", url, "--scheduler", "sync")
+    assert "pretrained.efficientnet-lite0" in p.stdout
+    store = Store(url, mode="r")
+    catalog = store.catalog().set_index("id")
+    assert catalog.loc["pretrained.mobilenet-v2", "n_nodes"] == 3470760  # 3,504,872 minus BatchNorm gains
+    assert catalog.loc["pretrained.efficientnet-lite0", "n_edges_implicit"] > 5e9
+    op = load_operator(store, "pretrained.mnist-cnn", device="cpu")
+    assert op.beta_eff() == pytest.approx(catalog.loc["pretrained.mnist-cnn", "beta_eff"], rel=1e-12)

@@ -126,7 +126,10 @@ def bench_capacitance() -> list[str]:
         g = trace(model, x[:2])
         for kind in kinds:
             t = time.perf_counter()
-            op = InteractionOperator(g, interaction(model, g, kind, x, y), device="cpu")
+            factors = interaction(model, g, kind, x, y)
+            t_factors = time.perf_counter() - t
+            op = InteractionOperator(g, factors, device="cpu")
+            t = time.perf_counter()
             free = op.beta_eff()
             t_free = time.perf_counter() - t
             t = time.perf_counter()
@@ -138,9 +141,10 @@ def bench_capacitance() -> list[str]:
             del P
             assert abs(free - explicit) <= 1e-9 * abs(explicit), (free, explicit)
             rows.append(f"| β_eff of MLP {'-'.join(map(str, widths))} ({g.n_edges / 1e6:.0f}M edges), {kind}: "
-                        f"matrix-free (factors included) | {t_free * 1e3:.0f} ms | 1× |")
-            rows.append(f"| same, explicit scipy: build P / β_eff of built P | {t_build:.1f} s / {t_explicit:.2f} s "
-                        f"| {(t_build + t_explicit) / t_free:.1f}× / {t_explicit / t_free:.1f}× |")
+                        f"matrix-free from the factors | {t_free * 1e3:.1f} ms (factors: {t_factors * 1e3:.0f} ms) | 1× |")
+            rows.append(f"| same, explicit scipy from the same factors: build P / β_eff of the built P | "
+                        f"{t_build:.2f} s / {t_explicit:.2f} s | {(t_build + t_explicit) / t_free:.0f}× / "
+                        f"{t_explicit / t_free:.0f}× |")
     return rows
 
 
