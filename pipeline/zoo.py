@@ -7,7 +7,7 @@ A spec::
 
     [zoo]
     name = "digits-mlps"
-    dataset = "digits"            # digits or fashion-mnist
+    dataset = "digits"            # digits, fashion-mnist or mnist-5k
     out = "nncap-zoo/digits-mlps" # checkpoints and manifest
     batch_size = 64
     optimizer = "sgd"             # sgd (momentum 0.9) or adam
