@@ -266,6 +266,35 @@ def export_cmd(
     _report_failures(result)
 
 
+@app.command("select")
+def select_cmd(
+    spec: str = typer.Argument(..., help="Selection spec (TOML), e.g. workflows/capacitance-digits.toml."),
+    store: str = typer.Option("nncap-select.zarr", "--store", "-s", help="Store for the result tables."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Directory for CSV tables and figures "
+                                                                "(default: the spec's out)."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Neural-capacitance model selection (Jiang et al. 2024): train a probe on every candidate
+    backbone, follow β_eff of its parameter graph, predict final accuracy from the early epochs by
+    Bayesian ridge regression at β_eff = 0, and score that against baselines and the true accuracy
+    (Kendall τ, Spearman ρ, top-1 regret, MAE, bootstrap intervals). Resumable per candidate."""
+    from pipeline.cluster import dask_client
+    from pipeline.select import run_select
+
+    with dask_client(scheduler) as client:
+        result = run_select(spec, store, client=client, out=out, show_progress=progress)
+    if result.records:
+        cols = ["candidate", "true_accuracy", "capacitance", "early_accuracy", "curve_fit", "logme", "n_params"]
+        _print_table(pd.DataFrame(result.records)[cols], title="candidates")
+    if result.table is not None:
+        _print_table(result.table[["method", "candidates", "kendall_tau", "kendall_tau_lo", "kendall_tau_hi",
+                                   "spearman_rho", "top1_regret", "mae"]], title="methods")
+    for path in result.outputs:
+        err.print(f"wrote {path}", highlight=False)
+    _report_failures(result)
+
+
 @app.command("resilience")
 def resilience_cmd(
     store: str = typer.Argument(..., help="Store location."),

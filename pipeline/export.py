@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -41,7 +40,7 @@ from graphs.linegraph import ParameterGraph, ParameterGroup, trace
 from graphs.operator import InteractionOperator
 from pipeline.cluster import run_tasks
 from pipeline.datasets import probe_batch
-from pipeline.errors import NncapError
+from pipeline.errors import NncapError, read_toml
 from pipeline.models import build
 from pipeline.stages import COMPACT_AFTER, StageResult, error_message
 from pipeline.store import Store, check_graph_id
@@ -91,12 +90,7 @@ def read_manifest(zoo: str | Path) -> tuple[str, list[ZooModel]]:
     """(zoo name, models) from ``ZOO/manifest.toml``; every problem is a one-line NncapError."""
     root = Path(zoo)
     path = root / "manifest.toml" if root.is_dir() else root
-    if not path.is_file():
-        raise NncapError(f"no zoo manifest at {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise NncapError(f"{path}: not valid TOML ({e})") from None
+    doc = read_toml(path, "zoo manifest")
     head = doc.get("zoo", {})
     name = str(head.get("name", path.parent.name))
     check_graph_id(name)

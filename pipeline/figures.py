@@ -82,3 +82,53 @@ def reduction_error(table: pd.DataFrame, url: str, title: str = "") -> None:
     ax.set_ylabel(r"relative error of the 1-D $x_{\rm eff}$")
     ax.set_title(title or "accuracy of the 1-D reduction")
     _save(fig, url)
+
+
+def capacitance_figures(traj: pd.DataFrame, table: pd.DataFrame, scores: pd.DataFrame, out: str, name: str,
+                        early_epochs: int) -> list[str]:
+    """Model-selection figures: β_eff trajectories (does β_eff → 0 as training converges?),
+    predicted vs true accuracy, and every method's Kendall τ with its bootstrap interval."""
+    paths = []
+    ids = sorted(traj["candidate"].unique())
+    colour = _colours(ids)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for cid in ids:
+        t = traj[traj.candidate == cid]
+        axes[0].plot(t.epoch, t.beta_eff, "-o", ms=3, color=colour[cid], label=cid)
+        axes[1].plot(t.train_loss, t.beta_eff, "-o", ms=3, color=colour[cid])
+    axes[0].axvline(early_epochs, color="grey", ls=":", lw=1)
+    axes[0].set(xlabel="epoch", ylabel=r"$\beta_{\rm eff}$ of the probe", yscale="log",
+                title=r"$\beta_{\rm eff}$ trajectories (dotted: end of the early budget)")
+    axes[1].set(xlabel="training loss", ylabel=r"$\beta_{\rm eff}$", xscale="log", yscale="log",
+                title=r"$\beta_{\rm eff}$ against training loss")
+    if len(ids) <= 20:
+        axes[0].legend(fontsize=7, frameon=False)
+    paths.append(f"{out}/{name}-trajectories.png")
+    _save(fig, paths[-1])
+
+    methods = [m for m in ("capacitance", "early_accuracy", "curve_fit") if m in table]
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4.2), squeeze=False)
+    lo = min(table.true_accuracy.min(), *(table[m].min() for m in methods)) - 0.02
+    hi = max(table.true_accuracy.max(), *(table[m].max() for m in methods)) + 0.02
+    for ax, m in zip(axes[0], methods):
+        if m == "capacitance":
+            ax.errorbar(table.true_accuracy, table[m], yerr=table.capacitance_std, fmt="o", ms=4, capsize=2)
+        else:
+            ax.plot(table.true_accuracy, table[m], "o", ms=4)
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+        row = scores.set_index("method").loc[m]
+        ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="true final accuracy", ylabel="predicted",
+               title=f"{m}: τ = {row.kendall_tau:.2f}, MAE = {row.mae:.3f}")
+    paths.append(f"{out}/{name}-predicted.png")
+    _save(fig, paths[-1])
+
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.5 * len(scores)))
+    y = np.arange(len(scores))
+    ax.errorbar(scores.kendall_tau, y, xerr=[scores.kendall_tau - scores.kendall_tau_lo,
+                                             scores.kendall_tau_hi - scores.kendall_tau], fmt="o", capsize=3)
+    ax.axvline(0, color="grey", lw=1)
+    ax.set(yticks=y, yticklabels=scores.method, xlabel="Kendall τ with the true final accuracy (95 % bootstrap)",
+           xlim=(-1.05, 1.05), title=f"{name}: {len(table)} candidates")
+    paths.append(f"{out}/{name}-kendall.png")
+    _save(fig, paths[-1])
+    return paths

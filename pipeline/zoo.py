@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import tomllib
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -47,7 +46,7 @@ from torch import nn
 
 from pipeline.cluster import run_tasks
 from pipeline.datasets import DATASETS, load_dataset
-from pipeline.errors import NncapError
+from pipeline.errors import NncapError, read_toml
 from pipeline.models import ACTIVATIONS, ARCHITECTURES, build
 from pipeline.stages import StageResult, error_message
 from pipeline.store import check_graph_id
@@ -102,12 +101,7 @@ class ZooSpec:
 def read_spec(path: str | Path, out: str | Path | None = None) -> ZooSpec:
     """Parse and validate a zoo spec; every problem is a one-line NncapError."""
     path = Path(path)
-    if not path.is_file():
-        raise NncapError(f"no zoo spec at {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise NncapError(f"{path}: not valid TOML ({e})") from None
+    doc = read_toml(path, "zoo spec")
     head, grid = doc.get("zoo", {}), doc.get("grid")
     name = str(head.get("name", path.stem))
     check_graph_id(name)

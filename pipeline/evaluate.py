@@ -1,0 +1,122 @@
+"""Predict final accuracy from early training and score the predictions against the truth.
+
+Predictors (all see only the first ``early`` epochs of a candidate):
+
+- ``capacitance`` — Jiang et al. 2024: Bayesian ridge regression of validation accuracy on β_eff
+  over the early epochs, extrapolated to β_eff = 0 (the converged state), with its uncertainty;
+- ``early_accuracy`` — the validation accuracy at the last early epoch;
+- ``curve_fit`` — learning-curve extrapolation: ``acc(t) = a − b·t^(−c)`` fitted to the early
+  validation accuracies, predicting the asymptote a;
+- ``n_params`` — the backbone's parameter count (bigger ranks higher);
+- ``logme`` — LogME of the backbone's features on the target (You et al., ICML 2021).
+
+Scores over candidates: Kendall τ and Spearman ρ against the true final accuracy, top-1 regret
+(true accuracy of the best candidate minus that of the one picked) and, for predictors of accuracy,
+the mean absolute error; each with a bootstrap 95 % interval over candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+ACCURACY_METHODS = ("capacitance", "early_accuracy", "curve_fit")
+
+
+def capacitance_prediction(beta: np.ndarray, accuracy: np.ndarray) -> tuple[float, float]:
+    """(predicted accuracy at β_eff = 0, its standard deviation) by Bayesian ridge regression."""
+    from sklearn.linear_model import BayesianRidge
+
+    beta, accuracy = np.asarray(beta, float), np.asarray(accuracy, float)
+    ok = np.isfinite(beta) & np.isfinite(accuracy)
+    if ok.sum() < 2:
+        return math.nan, math.nan
+    model = BayesianRidge().fit(beta[ok, None], accuracy[ok])
+    mean, std = model.predict(np.zeros((1, 1)), return_std=True)
+    return float(mean[0]), float(std[0])
+
+
+def curve_fit_prediction(epochs: np.ndarray, accuracy: np.ndarray) -> float:
+    """Asymptote a of ``acc(t) = a − b t^(−c)`` fitted to the early curve (the last value when
+    fewer than three points or the fit fails), capped to [0, 1]."""
+    t, acc = np.asarray(epochs, float), np.asarray(accuracy, float)
+    if len(t) < 3:
+        return float(acc[-1])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (a, _, _), _ = optimize.curve_fit(lambda x, a, b, c: a - b * x ** (-c), t, acc,
+                                              p0=(min(1.0, acc[-1] + 0.05), max(1e-3, acc[-1] - acc[0]), 1.0),
+                                              bounds=([0, 0, 0.05], [1, 10, 5]), maxfev=5000)
+    except (RuntimeError, ValueError):
+        return float(acc[-1])
+    return float(np.clip(a, 0, 1))
+
+
+def logme(features: np.ndarray, labels: np.ndarray) -> float:
+    """LogME (You, Liu, Wang & Long, ICML 2021): the mean over classes of the maximised log
+    evidence per sample of a Bayesian linear model from features to one-hot labels. Higher is better."""
+    f = np.asarray(features, np.float64)
+    n, d = f.shape
+    v, s, _ = np.linalg.svd(f.T @ f)
+    evidences = []
+    for k in np.unique(labels):
+        y = (labels == k).astype(np.float64)
+        projected = v.T @ (f.T @ y)
+        alpha, beta, lam = 1.0, 1.0, 1.0
+        for _ in range(11):
+            gamma = float((s / (s + lam)).sum())
+            m = v @ (projected * beta / (alpha + beta * s))
+            alpha_de = float(m @ m)
+            alpha = gamma / (alpha_de + 1e-5)
+            beta_de = float(((y - f @ m) ** 2).sum())
+            beta = (n - gamma) / (beta_de + 1e-5)
+            new_lam = alpha / beta
+            if abs(new_lam - lam) / lam < 0.01:
+                break
+            lam = new_lam
+        evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - 0.5 * float(np.log(alpha + beta * s).sum())
+                    - beta / 2 * (beta_de + 1e-5) - alpha / 2 * (alpha_de + 1e-5) - n / 2 * math.log(2 * math.pi))
+        evidences.append(evidence / n)
+    return float(np.mean(evidences))
+
+
+def _scores(pred: np.ndarray, truth: np.ndarray, accuracy_valued: bool) -> dict[str, float]:
+    ok = np.isfinite(pred) & np.isfinite(truth)
+    pred, truth = pred[ok], truth[ok]
+    out = {"kendall_tau": math.nan, "spearman_rho": math.nan, "top1_regret": math.nan, "mae": math.nan}
+    if len(pred) >= 2 and np.ptp(pred) > 0 and np.ptp(truth) > 0:
+        out["kendall_tau"] = float(stats.kendalltau(pred, truth).statistic)
+        out["spearman_rho"] = float(stats.spearmanr(pred, truth).statistic)
+    if len(pred):
+        out["top1_regret"] = float(truth.max() - truth[int(np.argmax(pred))])
+        if accuracy_valued:
+            out["mae"] = float(np.abs(pred - truth).mean())
+    return out
+
+
+def score_methods(table: pd.DataFrame, methods: list[str], truth: str = "true_accuracy",
+                  n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per method: τ, ρ, top-1 regret, MAE and their bootstrap 95 % intervals."""
+    rng = np.random.default_rng(seed)
+    y = table[truth].to_numpy(float)
+    rows: list[dict[str, Any]] = []
+    n = len(table)
+    boot_index = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((0, 0), int)
+    for method in methods:
+        pred = table[method].to_numpy(float)
+        acc = method in ACCURACY_METHODS
+        row: dict[str, Any] = {"method": method, "candidates": int(np.isfinite(pred).sum()), **_scores(pred, y, acc)}
+        samples = [_scores(pred[idx], y[idx], acc) for idx in boot_index]
+        for key in ("kendall_tau", "spearman_rho", "top1_regret", "mae"):
+            values = np.array([s[key] for s in samples], float)
+            values = values[np.isfinite(values)]
+            row[f"{key}_lo"], row[f"{key}_hi"] = ((float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+                                                  if values.size else (math.nan, math.nan))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,308 @@
+"""Neural-capacitance model selection (``nncap select SPEC.toml``; Jiang et al., Nat. Commun. 2024).
+
+For every candidate backbone: remove its output layer, put the neural capacitance probe (an MLP of
+ReLU layers with a fixed random initialisation) and a new output layer on top, train on the target
+data, and after every epoch compute β_eff of the probe's parameter interaction graph on a fixed
+probe batch (matrix-free). The early epochs predict the final accuracy (see
+:mod:`pipeline.evaluate`); training goes on to early stopping to give the true accuracy, so every
+predictor is scored against it. A spec::
+
+    [select]
+    name = "capacitance-fmnist"
+    target = "fashion-mnist"      # digits, fashion-mnist or mnist-5k
+    train_size = 2000             # a fixed random subset of the target's train split
+    eval_size = 2000              # test split examples: first half validation, second half test
+    resolution = 32               # input side for backbones that take any resolution
+    probe = [128, 64, 32]         # hidden widths of the NCP (ReLU)
+    probe_seed = 0                # the same initialisation stream for every candidate
+    probe_rows = 64               # probe batch for P (training examples)
+    interaction = "hessian"       # weight, chain or hessian
+    absolute = true               # β_eff of |P|
+    early_epochs = 3              # epochs the predictors may see
+    max_epochs = 30               # ground truth: train to early stopping on validation loss
+    patience = 3
+    lr = 0.001                    # Adam
+    batch_size = 64
+    out = "nncap-results/select-fmnist"
+
+    [[candidates]]
+    zoo = "workflows/zoos/pretrained"
+    models = ["mnist-cnn", "mobilenet-v2", "efficientnet-lite0"]
+
+    [[candidates]]
+    zoo_spec = "workflows/zoos/digits-mlps.toml"   # source models: trained first if needed
+    final_epoch_only = true       # one candidate per training run
+
+The backbone is frozen: its features are computed once per candidate. Results: per-epoch
+trajectories, per-candidate predictions and truth, per-method scores, as CSV in ``out``, tables in
+the store and figures.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from graphs.interaction import MODELS, interaction
+from graphs.linegraph import trace
+from graphs.operator import InteractionOperator
+from pipeline.backbones import load_backbone
+from pipeline.cluster import run_tasks
+from pipeline.datasets import DATASETS, load_dataset
+from pipeline.errors import NncapError, read_toml
+from pipeline.evaluate import capacitance_prediction, curve_fit_prediction, logme, score_methods
+from pipeline.export import ExportOptions, ZooModel, export_key, read_manifest
+from pipeline.stages import StageResult, error_message
+from pipeline.store import Store, check_graph_id
+
+METHODS = ["capacitance", "early_accuracy", "curve_fit", "n_params", "logme"]
+
+
+@dataclass(frozen=True)
+class SelectSpec:
+    """Settings of a selection study (see the module docstring for their meaning)."""
+
+    name: str
+    target: str
+    out: str
+    train_size: int = 2000
+    eval_size: int = 2000
+    resolution: int = 32
+    probe: tuple[int, ...] = (128, 64, 32)
+    probe_seed: int = 0
+    probe_rows: int = 64
+    interaction: str = "hessian"
+    absolute: bool = True
+    early_epochs: int = 3
+    max_epochs: int = 30
+    patience: int = 3
+    lr: float = 1e-3
+    batch_size: int = 64
+    data_seed: int = 0
+    sources: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.target not in DATASETS:
+            raise NncapError(f"target must be one of {', '.join(DATASETS)}, not {self.target!r}")
+        if self.interaction not in MODELS:
+            raise NncapError(f"interaction must be one of {', '.join(MODELS)}, not {self.interaction!r}")
+        if not 1 <= self.early_epochs <= self.max_epochs:
+            raise NncapError("need 1 <= early_epochs <= max_epochs")
+        if min(self.train_size, self.eval_size, self.probe_rows, self.batch_size, self.resolution) < 1 or \
+                self.eval_size < 2 or not self.probe or min(self.probe) < 1 or self.lr <= 0:
+            raise NncapError("sizes, probe widths and lr must be positive (eval_size at least 2)")
+
+    def settings(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "sources"}
+
+
+def read_select_spec(path: str | Path, out: str | None = None) -> SelectSpec:
+    """Parse a selection spec; every problem is a one-line NncapError."""
+    path = Path(path)
+    doc = read_toml(path, "selection spec")
+    head = dict(doc.get("select", {}))
+    allowed = {f for f in SelectSpec.__dataclass_fields__ if f != "sources"}
+    unknown = sorted(set(head) - allowed)
+    if unknown:
+        raise NncapError(f"{path}: unknown [select] key(s) {', '.join(unknown)}")
+    head.setdefault("name", path.stem)
+    check_graph_id(head["name"])
+    head.setdefault("out", f"nncap-results/{head['name']}")
+    if out:
+        head["out"] = out
+    if "probe" in head:
+        head["probe"] = tuple(int(w) for w in head["probe"])
+    sources = []
+    for i, c in enumerate(doc.get("candidates", [])):
+        unknown = sorted(set(c) - {"zoo", "zoo_spec", "models", "final_epoch_only"})
+        if unknown or ("zoo" in c) == ("zoo_spec" in c):
+            raise NncapError(f"{path}: candidates[{i}] needs exactly one of zoo (a manifest) or zoo_spec (a zoo "
+                             f"to train first){'; unknown key(s) ' + ', '.join(unknown) if unknown else ''}")
+        sources.append(dict(c))
+    if not sources:
+        raise NncapError(f"{path}: no [[candidates]]")
+    return SelectSpec(**head, sources=tuple(sources))
+
+
+def resolve_candidates(spec: SelectSpec) -> list[tuple[str, ZooModel]]:
+    """(candidate id, manifest entry) for every model the spec's candidate sources name."""
+    from pipeline.zoo import read_spec
+
+    candidates: list[tuple[str, ZooModel]] = []
+    for c in spec.sources:
+        zoo_name, entries = read_manifest(c["zoo"] if "zoo" in c else read_spec(c["zoo_spec"]).out)
+        wanted = c.get("models")
+        if wanted:
+            missing = sorted(set(wanted) - {e.id for e in entries})
+            if missing:
+                raise NncapError(f"zoo {zoo_name!r} has no model(s) {', '.join(missing)}")
+            entries = [e for e in entries if e.id in set(wanted)]
+        if c.get("final_epoch_only"):
+            last: dict[str, ZooModel] = {}
+            for e in entries:
+                run = str(e.metrics.get("run", e.id))
+                if run not in last or e.metrics.get("epoch", 0) > last[run].metrics.get("epoch", 0):
+                    last[run] = e
+            entries = list(last.values())
+        candidates += [(f"{zoo_name}.{e.id}", e) for e in entries]
+    if len(candidates) < 2:
+        raise NncapError("model selection needs at least two candidates")
+    return candidates
+
+
+def _target_data(spec: SelectSpec) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    X, y = load_dataset(spec.target, "train")
+    Xe, ye = load_dataset(spec.target, "test")
+    rng = np.random.default_rng(spec.data_seed)
+    tr = torch.from_numpy(rng.permutation(len(y))[:spec.train_size])
+    ev = torch.from_numpy(rng.permutation(len(ye))[:spec.eval_size])
+    half = len(ev) // 2
+    return {"train": (X[tr], y[tr]), "val": (Xe[ev[:half]], ye[ev[:half]]), "test": (Xe[ev[half:]], ye[ev[half:]])}
+
+
+def make_probe(in_features: int, widths: tuple[int, ...], classes: int, seed: int) -> nn.Sequential:
+    """The neural capacitance probe and output layer: Linear–ReLU blocks, then a Linear head."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in zip((in_features, *widths[:-1]), widths):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    layers.append(nn.Linear(widths[-1], classes))
+    return nn.Sequential(*layers)
+
+
+def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad():
+        out = model(X)
+        return float(nn.functional.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+
+
+def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any]:
+    """Train the probe on one candidate's frozen features; β_eff and metrics after every epoch.
+    Resumable: a candidate whose result file matches the settings is not run again."""
+    cid, entry = item
+    cache = Path(spec.out) / "candidates" / f"{cid}.json"
+    source = export_key(entry, ExportOptions())  # the checkpoint's bytes and architecture
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved.get("settings") == json.loads(json.dumps(spec.settings())) and saved.get("source") == source:
+            return saved
+    t0 = time.perf_counter()
+    backbone = load_backbone(entry, cid)
+    data = _target_data(spec)
+    feats = {k: backbone.features(x, spec.resolution) for k, (x, _) in data.items()}
+    labels = {k: y for k, (_, y) in data.items()}
+    feature_s = time.perf_counter() - t0
+    classes = int(max(int(y.max()) for y in labels.values())) + 1
+    probe = make_probe(feats["train"].shape[1], spec.probe, classes, spec.probe_seed)
+    rows_x, rows_y = feats["train"][:spec.probe_rows].double(), labels["train"][:spec.probe_rows]
+    graph = trace(copy.deepcopy(probe).double(), rows_x[:2])
+    opt = torch.optim.Adam(probe.parameters(), lr=spec.lr)
+    gen = torch.Generator().manual_seed(spec.probe_seed)
+
+    def capacitance() -> float:
+        factors = interaction(copy.deepcopy(probe).double(), graph, spec.interaction, rows_x, rows_y)
+        return InteractionOperator(graph, factors, absolute=spec.absolute, device="cpu").beta_eff()
+
+    trajectory = []
+    best, since_best = math.inf, 0
+    for epoch in range(0, spec.max_epochs + 1):
+        t = time.perf_counter()
+        if epoch:
+            probe.train()
+            for batch in torch.randperm(len(labels["train"]), generator=gen).split(spec.batch_size):
+                opt.zero_grad()
+                nn.functional.cross_entropy(probe(feats["train"][batch]), labels["train"][batch]).backward()
+                opt.step()
+        train_loss, train_acc = _evaluate(probe, feats["train"], labels["train"])
+        val_loss, val_acc = _evaluate(probe, feats["val"], labels["val"])
+        _, test_acc = _evaluate(probe, feats["test"], labels["test"])
+        beta = capacitance()
+        trajectory.append({"epoch": epoch, "beta_eff": beta, "train_loss": train_loss, "train_accuracy": train_acc,
+                           "val_loss": val_loss, "val_accuracy": val_acc, "test_accuracy": test_acc,
+                           "seconds": time.perf_counter() - t})
+        if epoch:
+            if val_loss < best - 1e-4:
+                best, since_best = val_loss, 0
+            else:
+                since_best += 1
+            if since_best >= spec.patience and epoch >= spec.early_epochs:
+                break
+    result = {"candidate": cid, "settings": spec.settings(), "source": source, "n_params": backbone.n_params,
+              "feature_dim": int(feats["train"].shape[1]), "feature_seconds": feature_s,
+              "logme": logme(feats["train"].numpy(), labels["train"].numpy()), "trajectory": trajectory,
+              "metrics": entry.metrics}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(cache)
+    return result
+
+
+def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(trajectories, per-candidate predictions and truth, per-method scores)."""
+    traj = pd.DataFrame([{"candidate": r["candidate"], **step} for r in results for step in r["trajectory"]])
+    rows = []
+    for r in results:
+        t = pd.DataFrame(r["trajectory"])
+        early = t[(t.epoch >= 1) & (t.epoch <= spec.early_epochs)]
+        trained = t[t.epoch >= 1]
+        best = trained.loc[trained.val_loss.idxmin()]
+        pred, std = capacitance_prediction(early.beta_eff.to_numpy(), early.val_accuracy.to_numpy())
+        rows.append({"candidate": r["candidate"], "true_accuracy": float(best.test_accuracy),
+                     "best_epoch": int(best.epoch), "capacitance": pred, "capacitance_std": std,
+                     "early_accuracy": float(early.val_accuracy.iloc[-1]),
+                     "curve_fit": curve_fit_prediction(early.epoch.to_numpy(), early.val_accuracy.to_numpy()),
+                     "n_params": float(r["n_params"]), "logme": r["logme"],
+                     "beta_eff_first": float(early.beta_eff.iloc[0]), "beta_eff_last": float(trained.beta_eff.iloc[-1]),
+                     "feature_dim": r["feature_dim"], "feature_seconds": r["feature_seconds"]})
+    table = pd.DataFrame(rows)
+    return traj, table, score_methods(table, METHODS)
+
+
+def run_select(spec_path: str | Path, store_url: str, *, client: Any, out: str | None = None,
+               show_progress: bool | None = None) -> StageResult:
+    """Run (or resume) a selection study and write its tables and figures."""
+    from pipeline.figures import capacitance_figures
+
+    from pipeline.zoo import train_zoo
+
+    spec = read_select_spec(spec_path, out)
+    Path(spec.out).mkdir(parents=True, exist_ok=True)
+    result = StageResult()
+    for source in spec.sources:
+        if "zoo_spec" in source:  # source models to train first (finished runs are skipped)
+            trained, _ = train_zoo(source["zoo_spec"], client=client, show_progress=show_progress)
+            result.failures += trained.failures
+    results = []
+    for (cid, _), record, error in run_tasks(client, partial(run_candidate, spec), resolve_candidates(spec),
+                                             label="select", show_progress=show_progress):
+        if error is None:
+            results.append(record)
+        else:
+            result.failures.append((cid, error_message(error)))
+    if len(results) < 2:
+        return result
+    traj, table, scores = summarise(spec, results)
+    store = Store(store_url)
+    attrs = {"settings": json.loads(json.dumps(spec.settings()))}
+    for name, frame in (("trajectories", traj), ("candidates", table), ("scores", scores)):
+        path = Path(spec.out) / f"{spec.name}-{name}.csv"
+        frame.to_csv(path, index=False)
+        store.write_table(f"{spec.name}-{name}", frame, attrs)
+        result.outputs.append(str(path))
+    result.outputs += capacitance_figures(traj, table, scores, spec.out, spec.name, spec.early_epochs)
+    result.table = scores
+    result.records = table.to_dict("records")
+    return result

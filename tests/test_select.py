@@ -1,0 +1,115 @@
+"""Model selection: a tiny study end to end, the predictors and the scores."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.backbones import drop_output_layer
+from pipeline.errors import NncapError
+from pipeline.evaluate import capacitance_prediction, curve_fit_prediction, logme, score_methods
+from pipeline.models import build
+from pipeline.select import read_select_spec, run_select
+from pipeline.store import Store
+from tests.test_zoo import SPEC
+
+
+def tiny_study(tmp_path, extra=""):
+    zoo_spec = tmp_path / "zoo.toml"
+    zoo_spec.write_text(SPEC.replace('name = "tiny"', f'name = "tiny"\nout = "{tmp_path / "zoo"}"')
+                        .replace("width = [8, 12]", "width = [6, 8, 12]"))
+    spec = tmp_path / "select.toml"
+    spec.write_text(f"""
+[select]
+name = "tiny-select"
+target = "digits"
+train_size = 300
+eval_size = 200
+probe = [12, 8, 8]
+probe_rows = 16
+early_epochs = 2
+max_epochs = 6
+lr = 0.01
+out = "{tmp_path / 'out'}"
+{extra}
+[[candidates]]
+zoo_spec = "{zoo_spec}"
+final_epoch_only = true
+""")
+    return spec
+
+
+@pytest.mark.parametrize("interaction", ["hessian", "weight"])
+def test_tiny_selection_study(tmp_path, interaction):
+    spec = tiny_study(tmp_path, f'interaction = "{interaction}"')
+    url = str(tmp_path / "s.zarr")
+    result = run_select(spec, url, client=None, show_progress=False)
+    assert not result.failures
+    table = pd.DataFrame(result.records)
+    assert len(table) == 3 and table.true_accuracy.between(0, 1).all()
+    assert np.isfinite(table.capacitance).all() and np.isfinite(table.logme).all()
+    scores = result.table.set_index("method")
+    assert set(scores.index) == {"capacitance", "early_accuracy", "curve_fit", "n_params", "logme"}
+    assert (scores.kendall_tau_lo <= scores.kendall_tau_hi).all()
+    store = Store(url, mode="r")
+    traj, attrs = store.read_table("tiny-select-trajectories")
+    assert attrs["settings"]["interaction"] == interaction
+    assert (traj.groupby("candidate").epoch.min() == 0).all() and (traj.beta_eff > 0).all()
+    for name in ("trajectories", "predicted", "kendall"):
+        assert (tmp_path / "out" / f"tiny-select-{name}.png").stat().st_size > 0
+    # resumable: results are read back, not recomputed
+    cache = tmp_path / "out" / "candidates" / f"{table.candidate[0]}.json"
+    stamp = cache.stat().st_mtime_ns
+    run_select(spec, url, client=None, show_progress=False)
+    assert cache.stat().st_mtime_ns == stamp and json.loads(cache.read_text())["trajectory"]
+
+
+def test_spec_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[select]\ntarget = "cifar"\n[[candidates]]\nzoo = "x"\n')
+    with pytest.raises(NncapError, match="target must be one of"):
+        read_select_spec(bad)
+    with pytest.raises(NncapError, match="no selection spec"):
+        read_select_spec(tmp_path / "missing.toml")
+    bad.write_text('[select]\ntarget = "digits"\nwidth = 3\n[[candidates]]\nzoo = "x"\n')
+    with pytest.raises(NncapError, match="unknown \\[select\\] key"):
+        read_select_spec(bad)
+    bad.write_text('[select]\ntarget = "digits"\nearly_epochs = 5\nmax_epochs = 2\n[[candidates]]\nzoo = "x"\n')
+    with pytest.raises(NncapError, match="early_epochs"):
+        read_select_spec(bad)
+    bad.write_text('[select]\ntarget = "digits"\n[[candidates]]\nzoo = "x"\nzoo_spec = "y"\n')
+    with pytest.raises(NncapError, match="exactly one of zoo"):
+        read_select_spec(bad)
+
+
+def test_predictors():
+    # accuracy rising linearly as β_eff falls: extrapolation to β_eff = 0 recovers the intercept
+    beta = np.array([0.5, 0.4, 0.3])
+    pred, std = capacitance_prediction(beta, 0.9 - 0.5 * beta)
+    assert pred == pytest.approx(0.9, abs=0.02) and std > 0
+    t = np.arange(1, 6)
+    assert curve_fit_prediction(t, 0.95 - 0.4 * t ** -1.0) == pytest.approx(0.95, abs=0.01)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    informative = np.eye(3)[y] + 0.1 * rng.normal(size=(300, 3))
+    noise = rng.normal(size=(300, 3))
+    assert logme(informative, y) > logme(noise, y)
+
+
+def test_scores_against_truth():
+    table = pd.DataFrame({"true_accuracy": [0.5, 0.6, 0.7, 0.8], "capacitance": [0.52, 0.61, 0.69, 0.83],
+                          "n_params": [4.0, 3.0, 2.0, 1.0]})
+    s = score_methods(table, ["capacitance", "n_params"]).set_index("method")
+    assert s.loc["capacitance", "kendall_tau"] == pytest.approx(1.0)
+    assert s.loc["n_params", "kendall_tau"] == pytest.approx(-1.0)
+    assert s.loc["n_params", "top1_regret"] == pytest.approx(0.3)
+    assert s.loc["capacitance", "mae"] == pytest.approx(0.0175)
+    assert np.isnan(s.loc["n_params", "mae"])
+
+
+def test_drop_output_layer():
+    net = build("mlp", {"widths": [4, 3, 2]})
+    feats = drop_output_layer(net)(torch.randn(5, 4))
+    assert feats.shape == (5, 3)
