@@ -272,6 +272,8 @@ def select_cmd(
     store: str = typer.Option("nncap-select.zarr", "--store", "-s", help="Store for the result tables."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Directory for CSV tables and figures "
                                                                 "(default: the spec's out)."),
+    budget: float = typer.Option(1.0, help="Scale the spec's training and evaluation subsets (e.g. 5 for a "
+                                           "real study; capped by the dataset)."),
     scheduler: Optional[str] = SchedulerOpt,
     progress: Optional[bool] = ProgressOpt,
 ) -> None:
@@ -283,9 +285,10 @@ def select_cmd(
     from pipeline.select import run_select
 
     with dask_client(scheduler) as client:
-        result = run_select(spec, store, client=client, out=out, show_progress=progress)
+        result = run_select(spec, store, client=client, out=out, budget=budget, show_progress=progress)
     if result.records:
-        cols = ["candidate", "true_accuracy", "capacitance", "early_accuracy", "curve_fit", "logme", "n_params"]
+        cols = ["candidate", "true_accuracy", "capacitance", "early_accuracy", "curve_fit", "logme", "naswot",
+                "neg_alpha_hat", "n_params"]
         _print_table(pd.DataFrame(result.records)[cols], title="candidates")
     if result.table is not None:
         _print_table(result.table[["method", "candidates", "kendall_tau", "kendall_tau_lo", "kendall_tau_hi",

@@ -8,7 +8,11 @@ Predictors (all see only the first ``early`` epochs of a candidate):
 - ``curve_fit`` — learning-curve extrapolation: ``acc(t) = a − b·t^(−c)`` fitted to the early
   validation accuracies, predicting the asymptote a;
 - ``n_params`` — the backbone's parameter count (bigger ranks higher);
-- ``logme`` — LogME of the backbone's features on the target (You et al., ICML 2021).
+- ``logme`` — LogME of the backbone's features on the target (You et al., ICML 2021);
+- ``naswot`` — log|K_H| of the backbone's activation patterns on target inputs (Mellor et al.,
+  ICML 2021), computed here on the trained backbone rather than at initialisation;
+- ``neg_alpha_hat`` — minus WeightWatcher's α̂ (Martin & Mahoney, Nat. Commun. 2021), a data-free
+  heavy-tail metric of the backbone's weight spectra (lower α̂ is better, so its negative ranks).
 
 Scores over candidates: Kendall τ and Spearman ρ against the true final accuracy, top-1 regret
 (true accuracy of the best candidate minus that of the one picked) and, for predictors of accuracy,
@@ -86,9 +90,48 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(evidences))
 
 
+def naswot(codes: np.ndarray) -> float:
+    """log|K_H| with ``K_H = C Cᵀ + (1 − C)(1 − C)ᵀ`` for binary activation codes C (inputs × units):
+    inputs that the network separates into different linear regions give a larger determinant."""
+    c = np.asarray(codes, np.float64)
+    sign, logdet = np.linalg.slogdet(c @ c.T + (1 - c) @ (1 - c).T)
+    return float(logdet) if sign > 0 else -math.inf
+
+
+def layer_alpha(weight: np.ndarray) -> tuple[float, float]:
+    """(α, λ_max) of one layer: the power-law exponent of the tail of the eigenvalues of
+    ``WᵀW / N`` (convolutions reshaped to out × in·taps), fitted by maximum likelihood with the
+    tail start chosen to minimise the Kolmogorov–Smirnov distance (Clauset et al. 2009)."""
+    W = np.asarray(weight, np.float64).reshape(weight.shape[0], -1)
+    if min(W.shape) < 4:
+        return math.nan, math.nan
+    lam = np.sort(np.linalg.svd(W, compute_uv=False) ** 2 / max(W.shape))
+    lam = lam[lam > 1e-12 * lam[-1]]
+    best = (math.inf, math.nan)
+    for i in range(len(lam) // 2, len(lam) - 2):  # candidate tail starts: the upper half
+        tail = lam[i:]
+        alpha = 1 + len(tail) / np.log(tail / tail[0]).sum()
+        empirical = np.arange(len(tail)) / len(tail)
+        model = 1 - (tail / tail[0]) ** (1 - alpha)
+        ks = float(np.abs(empirical - model).max())
+        if ks < best[0]:
+            best = (ks, float(alpha))
+    return best[1], float(lam[-1])
+
+
+def alpha_hat(weights: list[np.ndarray]) -> float:
+    """WeightWatcher's α̂ = mean over layers of α · log10(λ_max) (layers too small to fit skipped)."""
+    values = [a * math.log10(m) for a, m in map(layer_alpha, weights) if np.isfinite(a) and m > 0]
+    return float(np.mean(values)) if values else math.nan
+
+
 def _scores(pred: np.ndarray, truth: np.ndarray, accuracy_valued: bool) -> dict[str, float]:
-    ok = np.isfinite(pred) & np.isfinite(truth)
+    ok = ~np.isnan(pred) & np.isfinite(truth)
     pred, truth = pred[ok], truth[ok]
+    if np.isinf(pred).any():  # e.g. a singular NASWOT kernel: ranks below every finite score
+        finite = pred[np.isfinite(pred)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+        pred = np.where(pred == -np.inf, low - 1, np.where(pred == np.inf, high + 1, pred))
     out = {"kendall_tau": math.nan, "spearman_rho": math.nan, "top1_regret": math.nan, "mae": math.nan}
     if len(pred) >= 2 and np.ptp(pred) > 0 and np.ptp(truth) > 0:
         out["kendall_tau"] = float(stats.kendalltau(pred, truth).statistic)
@@ -111,7 +154,7 @@ def score_methods(table: pd.DataFrame, methods: list[str], truth: str = "true_ac
     for method in methods:
         pred = table[method].to_numpy(float)
         acc = method in ACCURACY_METHODS
-        row: dict[str, Any] = {"method": method, "candidates": int(np.isfinite(pred).sum()), **_scores(pred, y, acc)}
+        row: dict[str, Any] = {"method": method, "candidates": int((~np.isnan(pred)).sum()), **_scores(pred, y, acc)}
         samples = [_scores(pred[idx], y[idx], acc) for idx in boot_index]
         for key in ("kendall_tau", "spearman_rho", "top1_regret", "mae"):
             values = np.array([s[key] for s in samples], float)

@@ -61,12 +61,13 @@ from pipeline.backbones import load_backbone
 from pipeline.cluster import run_tasks
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.errors import NncapError, read_toml
-from pipeline.evaluate import capacitance_prediction, curve_fit_prediction, logme, score_methods
+from pipeline.evaluate import alpha_hat, capacitance_prediction, curve_fit_prediction, logme, naswot, score_methods
 from pipeline.export import ExportOptions, ZooModel, export_key, read_manifest
 from pipeline.stages import StageResult, error_message
 from pipeline.store import Store, check_graph_id
 
-METHODS = ["capacitance", "early_accuracy", "curve_fit", "n_params", "logme"]
+METHODS = ["capacitance", "early_accuracy", "curve_fit", "n_params", "logme", "naswot", "neg_alpha_hat"]
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardswish, nn.Mish)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ class SelectSpec:
         return {k: v for k, v in asdict(self).items() if k != "sources"}
 
 
-def read_select_spec(path: str | Path, out: str | None = None) -> SelectSpec:
-    """Parse a selection spec; every problem is a one-line NncapError."""
+def read_select_spec(path: str | Path, out: str | None = None, budget: float = 1.0) -> SelectSpec:
+    """Parse a selection spec; every problem is a one-line NncapError. ``budget`` scales the
+    training and evaluation subset sizes (capped by the dataset's splits)."""
     path = Path(path)
     doc = read_toml(path, "selection spec")
     head = dict(doc.get("select", {}))
@@ -123,6 +125,10 @@ def read_select_spec(path: str | Path, out: str | None = None) -> SelectSpec:
         head["out"] = out
     if "probe" in head:
         head["probe"] = tuple(int(w) for w in head["probe"])
+    if budget <= 0:
+        raise NncapError(f"budget must be positive, not {budget}")
+    for key in ("train_size", "eval_size"):
+        head[key] = max(2, int(round(head.get(key, SelectSpec.__dataclass_fields__[key].default) * budget)))
     sources = []
     for i, c in enumerate(doc.get("candidates", [])):
         unknown = sorted(set(c) - {"zoo", "zoo_spec", "models", "final_epoch_only"})
@@ -188,6 +194,21 @@ def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float
         return float(nn.functional.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
 
 
+def activation_codes(backbone: Any, images: torch.Tensor, resolution: int) -> np.ndarray:
+    """Binary codes (output > 0) of every activation module of the backbone on ``images``."""
+    codes: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: codes.append((out > 0).reshape(len(out), -1)))
+             for m in backbone.module.modules() if isinstance(m, ACTIVATIONS)]
+    try:
+        backbone.features(images, resolution)
+    finally:
+        for h in hooks:
+            h.remove()
+    if not codes:
+        return np.zeros((len(images), 0))
+    return torch.cat(codes, 1).numpy()
+
+
 def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any]:
     """Train the probe on one candidate's frozen features; β_eff and metrics after every epoch.
     Resumable: a candidate whose result file matches the settings is not run again."""
@@ -241,7 +262,10 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
                 break
     result = {"candidate": cid, "settings": spec.settings(), "source": source, "n_params": backbone.n_params,
               "feature_dim": int(feats["train"].shape[1]), "feature_seconds": feature_s,
-              "logme": logme(feats["train"].numpy(), labels["train"].numpy()), "trajectory": trajectory,
+              "logme": logme(feats["train"].numpy(), labels["train"].numpy()),
+              "naswot": naswot(activation_codes(backbone, data["train"][0][:spec.probe_rows], spec.resolution)),
+              "alpha_hat": alpha_hat([p.detach().numpy() for p in backbone.module.parameters() if p.dim() >= 2]),
+              "trajectory": trajectory,
               "metrics": entry.metrics}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".json.tmp")
@@ -264,7 +288,8 @@ def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataF
                      "best_epoch": int(best.epoch), "capacitance": pred, "capacitance_std": std,
                      "early_accuracy": float(early.val_accuracy.iloc[-1]),
                      "curve_fit": curve_fit_prediction(early.epoch.to_numpy(), early.val_accuracy.to_numpy()),
-                     "n_params": float(r["n_params"]), "logme": r["logme"],
+                     "n_params": float(r["n_params"]), "logme": r["logme"], "naswot": r["naswot"],
+                     "neg_alpha_hat": -r["alpha_hat"],
                      "beta_eff_first": float(early.beta_eff.iloc[0]), "beta_eff_last": float(trained.beta_eff.iloc[-1]),
                      "feature_dim": r["feature_dim"], "feature_seconds": r["feature_seconds"]})
     table = pd.DataFrame(rows)
@@ -272,13 +297,13 @@ def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataF
 
 
 def run_select(spec_path: str | Path, store_url: str, *, client: Any, out: str | None = None,
-               show_progress: bool | None = None) -> StageResult:
+               budget: float = 1.0, show_progress: bool | None = None) -> StageResult:
     """Run (or resume) a selection study and write its tables and figures."""
     from pipeline.figures import capacitance_figures
 
     from pipeline.zoo import train_zoo
 
-    spec = read_select_spec(spec_path, out)
+    spec = read_select_spec(spec_path, out, budget)
     Path(spec.out).mkdir(parents=True, exist_ok=True)
     result = StageResult()
     for source in spec.sources:

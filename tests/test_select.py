@@ -9,7 +9,8 @@ import torch
 
 from pipeline.backbones import drop_output_layer
 from pipeline.errors import NncapError
-from pipeline.evaluate import capacitance_prediction, curve_fit_prediction, logme, score_methods
+from pipeline.evaluate import (alpha_hat, capacitance_prediction, curve_fit_prediction, layer_alpha, logme, naswot,
+                               score_methods)
 from pipeline.models import build
 from pipeline.select import read_select_spec, run_select
 from pipeline.store import Store
@@ -51,8 +52,10 @@ def test_tiny_selection_study(tmp_path, interaction):
     assert len(table) == 3 and table.true_accuracy.between(0, 1).all()
     assert np.isfinite(table.capacitance).all() and np.isfinite(table.logme).all()
     scores = result.table.set_index("method")
-    assert set(scores.index) == {"capacitance", "early_accuracy", "curve_fit", "n_params", "logme"}
-    assert (scores.kendall_tau_lo <= scores.kendall_tau_hi).all()
+    assert set(scores.index) == {"capacitance", "early_accuracy", "curve_fit", "n_params", "logme", "naswot",
+                                 "neg_alpha_hat"}
+    ranked = scores.dropna(subset=["kendall_tau_lo"])
+    assert len(ranked) >= 6 and (ranked.kendall_tau_lo <= ranked.kendall_tau_hi).all()
     store = Store(url, mode="r")
     traj, attrs = store.read_table("tiny-select-trajectories")
     assert attrs["settings"]["interaction"] == interaction
@@ -113,3 +116,16 @@ def test_drop_output_layer():
     net = build("mlp", {"widths": [4, 3, 2]})
     feats = drop_output_layer(net)(torch.randn(5, 4))
     assert feats.shape == (5, 3)
+
+
+def test_naswot_and_alpha_hat():
+    codes = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 0]])
+    assert naswot(codes) > naswot(np.ones((3, 4)))  # identical codes: singular kernel
+    assert naswot(np.ones((3, 4))) == -np.inf
+    rng = np.random.default_rng(0)
+    # a heavy-tailed spectrum has a smaller power-law exponent than a Marchenko–Pastur-like one
+    gaussian = rng.normal(size=(200, 100))
+    heavy = rng.standard_t(1.5, size=(200, 100))
+    assert layer_alpha(heavy)[0] < layer_alpha(gaussian)[0]
+    assert np.isnan(layer_alpha(np.ones((2, 2)))[0])
+    assert np.isfinite(alpha_hat([gaussian, heavy]))
