@@ -9,7 +9,7 @@ STAMP := $(VENV)/.nncap-installed
 # graph-tool's and torch's OpenMP spin-wait badly on 2 shared cores.
 export OMP_WAIT_POLICY := passive
 
-.PHONY: setup system-packages run test test-fast bench clean
+.PHONY: setup system-packages run test test-fast bench capacitance clean
 
 setup: system-packages $(STAMP)
 
@@ -48,6 +48,13 @@ test-fast: test
 
 bench: setup
 	$(PY) -m tests.benchmarks.run
+
+# Neural-capacitance model selection, as reported in docs/capacitance.md (a few minutes on 2 cores).
+capacitance: setup
+	$(VENV)/bin/nncap select workflows/capacitance-fmnist.toml --store nncap-select.zarr
+	$(VENV)/bin/nncap select workflows/capacitance-digits.toml --store nncap-select.zarr
+	$(VENV)/bin/nncap select workflows/capacitance-digits-finetune.toml --store nncap-select.zarr
+	$(VENV)/bin/nncap select workflows/capacitance-convergence.toml --store nncap-select.zarr
 
 clean:
 	rm -rf nncap-store.zarr .pytest_cache

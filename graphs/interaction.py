@@ -128,12 +128,12 @@ def _data_factors(model: nn.Module, graph: ParameterGraph, kind: str, inputs: An
         a_in, z = flat[g.module]
         n_out = z.shape[1]
         if g.role == "bias":
-            up.append(torch.ones(R, g.size, dtype=z.dtype))
-            down.append(torch.zeros(R, g.size, dtype=z.dtype))
+            up.append(torch.ones(R, g.size, dtype=z.dtype, device=z.device))
+            down.append(torch.zeros(R, g.size, dtype=z.dtype, device=z.device))
             continue
         up.append(a_in.detach().unsqueeze(1).expand(R, n_out, a_in.shape[1]).reshape(R, -1))
         if g.predecessor is None:
-            down.append(torch.zeros(R, g.size, dtype=z.dtype))
+            down.append(torch.zeros(R, g.size, dtype=z.dtype, device=z.device))
             continue
         z_prev = seen[g.predecessor][1]
         s = torch.autograd.grad(seen[g.module][0], z_prev, torch.ones_like(seen[g.module][0]),
@@ -161,7 +161,7 @@ def _loss_curvature(delta: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor
     interact (block-diagonal Hessian of the loss in z)."""
     k = z.shape[1]
     if delta is None or not delta.requires_grad:
-        return torch.zeros(k, *z.shape, dtype=z.dtype)
-    eye = torch.eye(k, dtype=z.dtype).unsqueeze(1).expand(k, *z.shape)
+        return torch.zeros(k, *z.shape, dtype=z.dtype, device=z.device)
+    eye = torch.eye(k, dtype=z.dtype, device=z.device).unsqueeze(1).expand(k, *z.shape)
     (curv,) = torch.autograd.grad(delta, z, eye, retain_graph=True, is_grads_batched=True, allow_unused=True)
-    return torch.zeros(k, *z.shape, dtype=z.dtype) if curv is None else curv
+    return torch.zeros(k, *z.shape, dtype=z.dtype, device=z.device) if curv is None else curv

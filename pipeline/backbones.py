@@ -52,10 +52,19 @@ class Backbone:
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, resolution: int, batch: int = 256) -> torch.Tensor:
-        """Penultimate features of a batch of target images (frozen backbone, eval mode)."""
+        """Penultimate features of a batch of target images (eval mode, no gradients)."""
+        return self.embed(self.adapt(images, resolution), batch)
+
+    @torch.no_grad()
+    def embed(self, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """Penultimate features of already adapted inputs (eval mode, no gradients)."""
+        was_training = self.module.training
         self.module.eval()
-        parts = [self.module(self.adapt(images[a:a + batch], resolution)) for a in range(0, len(images), batch)]
-        return torch.cat(parts).reshape(len(images), -1)
+        try:
+            parts = [self.module(inputs[a:a + batch]) for a in range(0, len(inputs), batch)]
+        finally:
+            self.module.train(was_training)
+        return torch.cat(parts).reshape(len(inputs), -1)
 
 
 def drop_output_layer(model: nn.Module) -> nn.Module:

@@ -19,6 +19,8 @@ predictor is scored against it. A spec::
     interaction = "hessian"       # weight, chain or hessian
     absolute = true               # β_eff of |P|
     early_epochs = 3              # epochs the predictors may see
+    finetune = false              # true: train the backbone too (at backbone_lr = 1e-4)
+    device = "auto"               # the GPU when there is one
     max_epochs = 30               # ground truth: train to early stopping on validation loss
     patience = 3
     lr = 0.001                    # Adam
@@ -33,9 +35,10 @@ predictor is scored against it. A spec::
     zoo_spec = "workflows/zoos/digits-mlps.toml"   # source models: trained first if needed
     final_epoch_only = true       # one candidate per training run
 
-The backbone is frozen: its features are computed once per candidate. Results: per-epoch
-trajectories, per-candidate predictions and truth, per-method scores, as CSV in ``out``, tables in
-the store and figures.
+By default the backbone is frozen and its features are computed once per candidate; with
+``finetune = true`` it trains along with the probe (slower: every step runs the backbone).
+Results: per-epoch trajectories, per-candidate predictions and truth, per-method scores, as CSV in
+``out``, tables in the store and figures.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from graphs.formats import resolve_device
 from graphs.interaction import MODELS, interaction
 from graphs.linegraph import trace
 from graphs.operator import InteractionOperator
@@ -89,8 +93,11 @@ class SelectSpec:
     max_epochs: int = 30
     patience: int = 3
     lr: float = 1e-3
+    finetune: bool = False
+    backbone_lr: float = 1e-4
     batch_size: int = 64
     data_seed: int = 0
+    device: str = "auto"
     sources: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +112,7 @@ class SelectSpec:
             raise NncapError("sizes, probe widths and lr must be positive (eval_size at least 2)")
 
     def settings(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "sources"}
+        return {k: v for k, v in asdict(self).items() if k not in ("sources", "device")}
 
 
 def read_select_spec(path: str | Path, out: str | None = None, budget: float = 1.0) -> SelectSpec:
@@ -220,21 +227,34 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
         if saved.get("settings") == json.loads(json.dumps(spec.settings())) and saved.get("source") == source:
             return saved
     t0 = time.perf_counter()
+    device = resolve_device(spec.device)
     backbone = load_backbone(entry, cid)
     data = _target_data(spec)
-    feats = {k: backbone.features(x, spec.resolution) for k, (x, _) in data.items()}
-    labels = {k: y for k, (_, y) in data.items()}
+    # training-free scores, on the backbone as it comes (CPU)
+    naswot_score = naswot(activation_codes(backbone, data["train"][0][:spec.probe_rows], spec.resolution))
+    alpha = alpha_hat([p.detach().numpy() for p in backbone.module.parameters() if p.dim() >= 2])
+    backbone.module.to(device)
+    inputs = {k: backbone.adapt(x, spec.resolution).to(device) for k, (x, _) in data.items()}
+    labels = {k: y.to(device) for k, (_, y) in data.items()}
+    feats = {k: backbone.embed(x) for k, x in inputs.items()}
     feature_s = time.perf_counter() - t0
+    logme_score = logme(feats["train"].cpu().numpy(), labels["train"].cpu().numpy())
     classes = int(max(int(y.max()) for y in labels.values())) + 1
-    probe = make_probe(feats["train"].shape[1], spec.probe, classes, spec.probe_seed)
-    rows_x, rows_y = feats["train"][:spec.probe_rows].double(), labels["train"][:spec.probe_rows]
-    graph = trace(copy.deepcopy(probe).double(), rows_x[:2])
-    opt = torch.optim.Adam(probe.parameters(), lr=spec.lr)
+    probe = make_probe(feats["train"].shape[1], spec.probe, classes, spec.probe_seed).to(device)
+    rows_y = labels["train"][:spec.probe_rows]
+    graph = trace(copy.deepcopy(probe).double(), feats["train"][:2].double())
+    params = [{"params": probe.parameters(), "lr": spec.lr}]
+    if spec.finetune:
+        for p in backbone.module.parameters():
+            p.requires_grad_(True)
+        params.append({"params": backbone.module.parameters(), "lr": spec.backbone_lr})
+    opt = torch.optim.Adam(params)
     gen = torch.Generator().manual_seed(spec.probe_seed)
 
     def capacitance() -> float:
+        rows_x = feats["train"][:spec.probe_rows].double()  # the probe's inputs as the backbone now sees them
         factors = interaction(copy.deepcopy(probe).double(), graph, spec.interaction, rows_x, rows_y)
-        return InteractionOperator(graph, factors, absolute=spec.absolute, device="cpu").beta_eff()
+        return InteractionOperator(graph, factors, absolute=spec.absolute, device=device).beta_eff()
 
     trajectory = []
     best, since_best = math.inf, 0
@@ -242,10 +262,14 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
         t = time.perf_counter()
         if epoch:
             probe.train()
-            for batch in torch.randperm(len(labels["train"]), generator=gen).split(spec.batch_size):
+            backbone.module.train(spec.finetune)
+            for batch in torch.randperm(len(labels["train"]), generator=gen).to(device).split(spec.batch_size):
                 opt.zero_grad()
-                nn.functional.cross_entropy(probe(feats["train"][batch]), labels["train"][batch]).backward()
+                x = backbone.module(inputs["train"][batch]).flatten(1) if spec.finetune else feats["train"][batch]
+                nn.functional.cross_entropy(probe(x), labels["train"][batch]).backward()
                 opt.step()
+            if spec.finetune:
+                feats = {k: backbone.embed(x) for k, x in inputs.items()}
         train_loss, train_acc = _evaluate(probe, feats["train"], labels["train"])
         val_loss, val_acc = _evaluate(probe, feats["val"], labels["val"])
         _, test_acc = _evaluate(probe, feats["test"], labels["test"])
@@ -260,11 +284,11 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
                 since_best += 1
             if since_best >= spec.patience and epoch >= spec.early_epochs:
                 break
+    backbone.module.eval()
     result = {"candidate": cid, "settings": spec.settings(), "source": source, "n_params": backbone.n_params,
               "feature_dim": int(feats["train"].shape[1]), "feature_seconds": feature_s,
-              "logme": logme(feats["train"].numpy(), labels["train"].numpy()),
-              "naswot": naswot(activation_codes(backbone, data["train"][0][:spec.probe_rows], spec.resolution)),
-              "alpha_hat": alpha_hat([p.detach().numpy() for p in backbone.module.parameters() if p.dim() >= 2]),
+              "logme": logme_score,
+              "naswot": naswot_score, "alpha_hat": alpha,
               "trajectory": trajectory,
               "metrics": entry.metrics}
     cache.parent.mkdir(parents=True, exist_ok=True)

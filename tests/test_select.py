@@ -129,3 +129,15 @@ def test_naswot_and_alpha_hat():
     assert layer_alpha(heavy)[0] < layer_alpha(gaussian)[0]
     assert np.isnan(layer_alpha(np.ones((2, 2)))[0])
     assert np.isfinite(alpha_hat([gaussian, heavy]))
+
+
+def test_finetuning_changes_the_backbone(tmp_path):
+    spec = tiny_study(tmp_path, "finetune = true\nbackbone_lr = 0.01")
+    result = run_select(spec, str(tmp_path / "s.zarr"), client=None, show_progress=False)
+    assert not result.failures and len(result.records) == 3
+    (tmp_path / "f").mkdir()
+    frozen = tiny_study(tmp_path / "f")
+    base = run_select(frozen, str(tmp_path / "f.zarr"), client=None, show_progress=False)
+    tuned = pd.DataFrame(result.records).set_index("candidate").true_accuracy
+    fixed = pd.DataFrame(base.records).set_index("candidate").true_accuracy
+    assert not np.allclose(tuned.sort_index(), fixed.sort_index())
