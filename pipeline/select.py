@@ -21,6 +21,7 @@ predictor is scored against it. A spec::
     early_epochs = 3              # epochs the predictors may see
     finetune = false              # true: train the backbone too (at backbone_lr = 1e-4)
     device = "auto"               # the GPU when there is one
+    beta_every_steps = 0          # also record β_eff every k optimiser steps (0: per epoch only)
     max_epochs = 30               # ground truth: train to early stopping on validation loss
     patience = 3
     lr = 0.001                    # Adam
@@ -95,6 +96,7 @@ class SelectSpec:
     lr: float = 1e-3
     finetune: bool = False
     backbone_lr: float = 1e-4
+    beta_every_steps: int = 0
     batch_size: int = 64
     data_seed: int = 0
     device: str = "auto"
@@ -256,8 +258,8 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
         factors = interaction(copy.deepcopy(probe).double(), graph, spec.interaction, rows_x, rows_y)
         return InteractionOperator(graph, factors, absolute=spec.absolute, device=device).beta_eff()
 
-    trajectory = []
-    best, since_best = math.inf, 0
+    trajectory, steps = [], []
+    best, since_best, step = math.inf, 0, 0
     for epoch in range(0, spec.max_epochs + 1):
         t = time.perf_counter()
         if epoch:
@@ -266,8 +268,17 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
             for batch in torch.randperm(len(labels["train"]), generator=gen).to(device).split(spec.batch_size):
                 opt.zero_grad()
                 x = backbone.module(inputs["train"][batch]).flatten(1) if spec.finetune else feats["train"][batch]
-                nn.functional.cross_entropy(probe(x), labels["train"][batch]).backward()
+                loss = nn.functional.cross_entropy(probe(x), labels["train"][batch])
+                loss.backward()
                 opt.step()
+                step += 1
+                if spec.beta_every_steps and step % spec.beta_every_steps == 0:
+                    if spec.finetune:  # the probe batch's features as the backbone now sees them
+                        feats["train"][:spec.probe_rows] = backbone.embed(inputs["train"][:spec.probe_rows])
+                    steps.append({"step": step, "epoch": epoch, "beta_eff": capacitance(),
+                                  "batch_loss": float(loss.detach())})
+                    probe.train()
+                    backbone.module.train(spec.finetune)
             if spec.finetune:
                 feats = {k: backbone.embed(x) for k, x in inputs.items()}
         train_loss, train_acc = _evaluate(probe, feats["train"], labels["train"])
@@ -289,7 +300,7 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
               "feature_dim": int(feats["train"].shape[1]), "feature_seconds": feature_s,
               "logme": logme_score,
               "naswot": naswot_score, "alpha_hat": alpha,
-              "trajectory": trajectory,
+              "trajectory": trajectory, "steps": steps,
               "metrics": entry.metrics}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".json.tmp")
@@ -299,7 +310,7 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
 
 
 def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(trajectories, per-candidate predictions and truth, per-method scores)."""
+    """(per-epoch trajectories, per-candidate predictions and truth, per-method scores)."""
     traj = pd.DataFrame([{"candidate": r["candidate"], **step} for r in results for step in r["trajectory"]])
     rows = []
     for r in results:
@@ -346,7 +357,11 @@ def run_select(spec_path: str | Path, store_url: str, *, client: Any, out: str |
     traj, table, scores = summarise(spec, results)
     store = Store(store_url)
     attrs = {"settings": json.loads(json.dumps(spec.settings()))}
-    for name, frame in (("trajectories", traj), ("candidates", table), ("scores", scores)):
+    tables = [("trajectories", traj), ("candidates", table), ("scores", scores)]
+    steps = pd.DataFrame([{"candidate": r["candidate"], **s} for r in results for s in r.get("steps", [])])
+    if not steps.empty:
+        tables.append(("steps", steps))
+    for name, frame in tables:
         path = Path(spec.out) / f"{spec.name}-{name}.csv"
         frame.to_csv(path, index=False)
         store.write_table(f"{spec.name}-{name}", frame, attrs)

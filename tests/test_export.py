@@ -142,11 +142,11 @@ def test_model_families_trace():
 
 
 def test_pretrained_backbones_export_implicitly(tmp_path):
-    """The pretrained workflow: MNIST CNN, MobileNetV2 and EfficientNet-Lite0 load strictly from
+    """The pretrained workflow: MNIST CNN, MobileNetV2, EfficientNet-Lite0 and VGG16-BN load strictly from
     their packages and export implicitly; β_eff from the stored factors equals the catalog's."""
     url = str(tmp_path / "p.zarr")
     p = nncap("run", "workflows/pretrained.toml", "--store", url, "--scheduler", "sync")
-    assert "pretrained.efficientnet-lite0" in p.stdout
+    assert "pretrained.efficientnet-lite0" in p.stdout and "pretrained.vgg16-bn-craft" in p.stdout
     store = Store(url, mode="r")
     catalog = store.catalog().set_index("id")
     assert catalog.loc["pretrained.mobilenet-v2", "n_nodes"] == 3470760  # 3,504,872 minus BatchNorm gains

@@ -44,7 +44,7 @@ final_epoch_only = true
 
 @pytest.mark.parametrize("interaction", ["hessian", "weight"])
 def test_tiny_selection_study(tmp_path, interaction):
-    spec = tiny_study(tmp_path, f'interaction = "{interaction}"')
+    spec = tiny_study(tmp_path, f'interaction = "{interaction}"\nbeta_every_steps = 2')
     url = str(tmp_path / "s.zarr")
     result = run_select(spec, url, client=None, show_progress=False)
     assert not result.failures
@@ -60,6 +60,10 @@ def test_tiny_selection_study(tmp_path, interaction):
     traj, attrs = store.read_table("tiny-select-trajectories")
     assert attrs["settings"]["interaction"] == interaction
     assert (traj.groupby("candidate").epoch.min() == 0).all() and (traj.beta_eff > 0).all()
+    steps, _ = store.read_table("tiny-select-steps")  # 300 examples / 64 per batch = 5 steps per epoch
+    assert (steps.step % 2 == 0).all()
+    for cid, epochs in traj.groupby("candidate").epoch.max().items():
+        assert (steps.candidate == cid).sum() == 5 * epochs // 2
     for name in ("trajectories", "predicted", "kendall"):
         assert (tmp_path / "out" / f"tiny-select-{name}.png").stat().st_size > 0
     # resumable: results are read back, not recomputed
