@@ -298,6 +298,43 @@ def select_cmd(
     _report_failures(result)
 
 
+@app.command("topology")
+def topology_cmd(
+    store: str = typer.Argument(..., help="Store location."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Catalog filter, as in `nncap query`."),
+    path_sources: int = typer.Option(64, help="Sources sampled for path lengths on larger graphs."),
+    motif_max_nodes: int = typer.Option(5000, help="Count 3-node motifs up to this many nodes."),
+    sbm_max_nodes: int = typer.Option(5000, help="Fit the stochastic block model up to this many nodes."),
+    seed: int = typer.Option(0, help="Seed of the sampled measures and of the SBM inference."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Topology of stored graphs with graph-tool: degree and strength statistics, assortativity,
+    clustering, k-cores, components, reciprocity, spectral radius, path lengths, motifs and
+    stochastic-block-model communities. Stored as the results table `topology`."""
+    from graphs.topology import TopologyOptions
+    from pipeline.cluster import dask_client
+    from pipeline.topology import run_topology
+
+    options = TopologyOptions(path_sources=path_sources, motif_max_nodes=motif_max_nodes,
+                              sbm_max_nodes=sbm_max_nodes, seed=seed)
+    with dask_client(scheduler) as client:
+        result = run_topology(store, client=client, where=where, options=options, show_progress=progress)
+    if result.table is not None and not result.table.empty:
+        table = result.table.drop(columns=["notes"]).set_index("id")
+        if len(table) <= 8:  # one column per graph, one row per measure
+            shown = table.T.reset_index().rename(columns={"index": "measure"})
+            _print_table(shown.astype(object).where(shown.notna(), ""), title="topology (edge j -> i stored at P(i, j))")
+        else:
+            key = [c for c in ("n_nodes", "n_edges", "assortativity", "clustering_global", "kcore_max",
+                               "giant_fraction", "spectral_radius", "path_mean", "sbm_blocks") if c in table]
+            _print_table(table[key].reset_index(), title="topology: key measures (all in the store's `topology` table)")
+        for gid, note in zip(result.table["id"], result.table["notes"]):
+            if note:
+                err.print(f"[yellow]note[/yellow]: {gid}: {note}", highlight=False, soft_wrap=True)
+    _report_failures(result)
+
+
 @app.command("resilience")
 def resilience_cmd(
     store: str = typer.Argument(..., help="Store location."),

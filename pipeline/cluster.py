@@ -34,8 +34,10 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
 
     if address == "local":
         workers = max(1, min(os.cpu_count() or 1, n_workers or os.cpu_count() or 1))
-        with dask.config.set({_SPAWN_ENV: _worker_environ()}), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        # dashboard on a free port: a second nncap run must not collide with the first on :8787
+        with dask.config.set({_SPAWN_ENV: _worker_environ()}), LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             yield client
         return
     if "://" not in address:

@@ -16,7 +16,8 @@ Stages and their parameters: ``import`` (sources, ids, and the import options of
 ``summary`` (where), ``structure`` (where, spectral, device), ``resilience`` (graphs or where, dynamics, perturbation, mode, points, strength,
 init, seed, beta_target, device, params, spectral, out, name), ``zoo-train`` (spec, out: train a model zoo)
 and ``export`` (zoo, models, overwrite, and the options of ``nncap export``: interaction, mode,
-absolute, module, probe_size, seed, max_explicit_edges, device).
+absolute, module, probe_size, seed, max_explicit_edges, device), ``topology`` (where, path_sources,
+motif_max_nodes, sbm_max_nodes, seed).
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def _export_step(store: str, client: Any, *, zoo: str, models: list[str] | None 
                       overwrite=overwrite)
 
 
+def _topology_step(store: str, client: Any, *, where: str | None = None, **options: Any) -> StageResult:
+    from graphs.topology import TopologyOptions
+    from pipeline.topology import run_topology
+
+    return run_topology(store, client=client, where=where, options=TopologyOptions(**options))
+
+
 _EXPORT_OPTIONS = {"interaction", "mode", "absolute", "module", "probe_size", "seed", "max_explicit_edges", "device"}
 _IMPORT_OPTIONS = {f.name for f in fields(ImportOptions)}
 _SWEEP_OPTIONS = {"dynamics", "perturbation", "mode", "points", "strength", "seed", "beta_target", "device", "params",
@@ -88,6 +96,7 @@ STAGES: dict[str, tuple[Callable[..., StageResult], set[str]]] = {
     "resilience": (_resilience_step, {"graphs", "where", "out", "name", "init"} | _SWEEP_OPTIONS),
     "zoo-train": (_zoo_train_step, {"spec", "out"}),
     "export": (_export_step, {"zoo", "models", "overwrite"} | _EXPORT_OPTIONS),
+    "topology": (_topology_step, {"where", "path_sources", "motif_max_nodes", "sbm_max_nodes", "seed"}),
 }
 
 
