@@ -58,23 +58,30 @@ def _import_one(store_url: str, item: tuple[str, str | None], *, options: Import
     return import_source(store_url, spec, options, graph_id, storage_options)
 
 
+def per_graph(store: Store, where: str | None, task: Any, *, client: Any, label: str,
+              show_progress: bool | None) -> tuple[StageResult, list[dict[str, Any]]]:
+    """Run ``task(graph_id) -> dict`` for every graph matching ``where`` as Dask tasks: the result
+    with its failures, and the rows (``id`` first) of the graphs that succeeded."""
+    catalog = filter_frame(store.catalog(), where)
+    result = StageResult()
+    rows = []
+    for gid, row, error in run_tasks(client, task, list(catalog["id"]), label=label, show_progress=show_progress):
+        if error is None:
+            rows.append({"id": gid, **row})
+        else:
+            result.failures.append((gid, error_message(error)))
+    return result, rows
+
+
 def summarize(store_url: str, *, client: Any, where: str | None = None,
               storage_options: dict[str, Any] | None = None, show_progress: bool | None = None) -> StageResult:
     """Structural statistics (graphs.stats.basic_stats) of every graph matching ``where``."""
     store = Store(store_url, mode="r", storage_options=storage_options)
-    catalog = filter_frame(store.catalog(), where)
     task = partial(_summarize_one, store.url, storage_options=storage_options)
-    result = StageResult()
-    rows = []
-    for gid, stats, error in run_tasks(client, task, list(catalog["id"]), label="summary",
-                                       show_progress=show_progress):
-        if error is None:
-            rows.append({"id": gid, **stats})
-        else:
-            result.failures.append((gid, error_message(error)))
+    result, rows = per_graph(store, where, task, client=client, label="summary", show_progress=show_progress)
     frame = pd.DataFrame(rows)
     if rows:
-        meta = catalog.set_index("id")[["directed", "weighted"]]
+        meta = store.catalog().set_index("id")[["directed", "weighted"]]
         frame = frame.join(meta, on="id")[["id", "directed", "weighted", *stats_columns(rows)]]
     result.table = frame
     return result
@@ -94,15 +101,8 @@ def mean_field(store_url: str, *, client: Any, where: str | None = None, spectra
     """β_eff, ⟨s⟩, S, H (and with ``spectral`` the leading eigenvalue of P) of every graph matching
     ``where``; stored as the results table ``structure``. Undefined values come with their reason."""
     store = Store(store_url, storage_options=storage_options)
-    catalog = filter_frame(store.catalog(), where)
     task = partial(_mean_field_one, store.url, spectral=spectral, device=device, storage_options=storage_options)
-    result = StageResult()
-    rows = []
-    for gid, row, error in run_tasks(client, task, list(catalog["id"]), label="structure", show_progress=show_progress):
-        if error is None:
-            rows.append({"id": gid, **row})
-        else:
-            result.failures.append((gid, error_message(error)))
+    result, rows = per_graph(store, where, task, client=client, label="structure", show_progress=show_progress)
     result.table = pd.DataFrame(rows)
     if rows:
         store.write_table("structure", result.table, {"spectral": spectral})

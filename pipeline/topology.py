@@ -14,9 +14,7 @@ import pandas as pd
 import torch
 
 from graphs.topology import TopologyOptions, topology
-from pipeline.cluster import run_tasks
-from pipeline.query import filter_frame
-from pipeline.stages import StageResult, error_message
+from pipeline.stages import StageResult, per_graph
 from pipeline.store import Store
 
 
@@ -25,15 +23,8 @@ def run_topology(store_url: str, *, client: Any, where: str | None = None, optio
     """Topology of every graph matching ``where``; stored as the results table ``topology``."""
     options = options or TopologyOptions()
     store = Store(store_url, storage_options=storage_options)
-    catalog = filter_frame(store.catalog(), where)
     task = partial(_topology_one, store.url, options=options, storage_options=storage_options)
-    result = StageResult()
-    rows = []
-    for gid, row, error in run_tasks(client, task, list(catalog["id"]), label="topology", show_progress=show_progress):
-        if error is None:
-            rows.append({"id": gid, **row})
-        else:
-            result.failures.append((gid, error_message(error)))
+    result, rows = per_graph(store, where, task, client=client, label="topology", show_progress=show_progress)
     result.table = pd.DataFrame(rows)
     if rows:
         store.write_table("topology", result.table, {"options": asdict(options)})
