@@ -49,7 +49,7 @@ test-fast: test
 bench: setup
 	$(PY) -m tests.benchmarks.run
 
-# Neural-capacitance model selection, as reported in docs/capacitance.md (a few minutes on 2 cores).
+# Neural-capacitance model selection, as reported in docs/capacitance.md (about 15 minutes on 2 cores).
 capacitance: setup
 	$(VENV)/bin/nncap select workflows/capacitance-fmnist.toml --store nncap-select.zarr
 	$(VENV)/bin/nncap select workflows/capacitance-digits.toml --store nncap-select.zarr
