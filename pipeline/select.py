@@ -219,8 +219,9 @@ def activation_codes(backbone: Any, images: torch.Tensor, resolution: int) -> np
 
 
 def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any]:
-    """Train the probe on one candidate's frozen features; β_eff and metrics after every epoch.
-    Resumable: a candidate whose result file matches the settings is not run again."""
+    """Train the probe on one candidate's features; β_eff and metrics after every epoch.
+    Resumable: a candidate whose result file matches the settings and checkpoint is not run again,
+    and an interrupted one continues from its last finished epoch (``<id>.partial.pt``)."""
     cid, entry = item
     cache = Path(spec.out) / "candidates" / f"{cid}.json"
     source = export_key(entry, ExportOptions())  # the checkpoint's bytes and architecture
@@ -259,8 +260,35 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
         return InteractionOperator(graph, factors, absolute=spec.absolute, device=device).beta_eff()
 
     trajectory, steps = [], []
-    best, since_best, step = math.inf, 0, 0
-    for epoch in range(0, spec.max_epochs + 1):
+    best, since_best, step, start = math.inf, 0, 0, 0
+    partial_path = cache.with_suffix(".partial.pt")
+    key = json.dumps({"settings": spec.settings(), "source": source}, sort_keys=True, default=str)
+    if partial_path.exists():
+        saved = torch.load(partial_path, map_location=device, weights_only=True)
+        progress = json.loads(saved["progress"])
+        if progress["key"] == key:
+            probe.load_state_dict(saved["probe"])
+            opt.load_state_dict(saved["optimizer"])
+            gen.set_state(saved["generator"])
+            if spec.finetune:
+                backbone.module.load_state_dict(saved["backbone"])
+                feats = {k: backbone.embed(x) for k, x in inputs.items()}
+            trajectory, steps = progress["trajectory"], progress["steps"]
+            best, since_best, step = progress["best"], progress["since_best"], progress["step"]
+            start = progress["epoch"] + 1
+
+    def save_progress(epoch: int) -> None:
+        state = {"probe": probe.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                 "backbone": backbone.module.state_dict() if spec.finetune else {},
+                 "progress": json.dumps({"key": key, "epoch": epoch, "trajectory": trajectory, "steps": steps,
+                                         "best": best, "since_best": since_best, "step": step})}
+        partial_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = partial_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(partial_path)
+
+    stopped = bool(trajectory) and _should_stop(spec, trajectory[-1]["epoch"], since_best)
+    for epoch in range(start, 0 if stopped else spec.max_epochs + 1):
         t = time.perf_counter()
         if epoch:
             probe.train()
@@ -293,8 +321,9 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
                 best, since_best = val_loss, 0
             else:
                 since_best += 1
-            if since_best >= spec.patience and epoch >= spec.early_epochs:
-                break
+        save_progress(epoch)
+        if _should_stop(spec, epoch, since_best):
+            break
     backbone.module.eval()
     result = {"candidate": cid, "settings": spec.settings(), "source": source, "n_params": backbone.n_params,
               "feature_dim": int(feats["train"].shape[1]), "feature_seconds": feature_s,
@@ -306,7 +335,13 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
     tmp = cache.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(cache)
+    partial_path.unlink(missing_ok=True)
     return result
+
+
+def _should_stop(spec: SelectSpec, epoch: int, since_best: int) -> bool:
+    """Early stopping on validation loss, never before the early epochs are done."""
+    return epoch > 0 and since_best >= spec.patience and epoch >= spec.early_epochs
 
 
 def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -145,3 +145,33 @@ def test_finetuning_changes_the_backbone(tmp_path):
     tuned = pd.DataFrame(result.records).set_index("candidate").true_accuracy
     fixed = pd.DataFrame(base.records).set_index("candidate").true_accuracy
     assert not np.allclose(tuned.sort_index(), fixed.sort_index())
+
+
+def test_interrupted_candidate_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+    import pipeline.select as select
+
+    spec_path = tiny_study(tmp_path, "beta_every_steps = 3")
+    spec = read_select_spec(spec_path)
+    run_select(spec_path, str(tmp_path / "warm.zarr"), client=None, show_progress=False)  # trains the zoo
+    item = select.resolve_candidates(spec)[0]
+    clean = select.run_candidate(spec, item)  # reads the finished result back
+    (tmp_path / "out" / "candidates" / f"{item[0]}.json").unlink()
+    real, calls = select.interaction, {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise RuntimeError("worker lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(select, "interaction", failing)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        select.run_candidate(spec, item)
+    partial = tmp_path / "out" / "candidates" / f"{item[0]}.partial.pt"
+    assert partial.exists()
+    monkeypatch.setattr(select, "interaction", real)
+    resumed = select.run_candidate(spec, item)
+    assert not partial.exists()
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed["trajectory"]) == strip(clean["trajectory"])
+    assert resumed["steps"] == clean["steps"]
