@@ -335,6 +335,48 @@ def topology_cmd(
     _report_failures(result)
 
 
+@app.command("compare")
+def compare_cmd(
+    store: str = typer.Argument(..., help="Store location (with a `topology` and/or `structure` table)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Catalog column defining the groups, e.g. kind, "
+                                                        "metric_epoch, architecture."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Catalog filter, as in `nncap query`."),
+    randomise: int = typer.Option(0, help="Also compare every graph with this many degree-preserving "
+                                          "randomisations (z-scores; graph-tool's random_rewire)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap and the randomisations."),
+    scheduler: Optional[str] = SchedulerOpt,
+    progress: Optional[bool] = ProgressOpt,
+) -> None:
+    """Compare groups of graphs measure by measure (difference of means with a bootstrap 95 %
+    interval, Cohen's d; β_eff = ⟨s⟩ + S·H included), and/or graphs against their degree-preserving
+    randomisations (z-scores). Stored as the results tables `comparison` and `randomisation`."""
+    from pipeline.compare import compare_groups, measures_table, randomisation_zscores
+    from pipeline.query import filter_frame
+    from pipeline.store import Store
+
+    if not by and not randomise:
+        raise typer.BadParameter("give --by ATTRIBUTE and/or --randomise N")
+    if by:
+        s = Store(store)
+        table = compare_groups(filter_frame(measures_table(s), where), by, seed=seed)
+        s.write_table("comparison", table, {"by": by, "where": where or ""})
+        shown = table.reindex(table.cohens_d.abs().sort_values(ascending=False).index).head(25)
+        _print_table(shown[["measure", "group_a", "group_b", "n_a", "n_b", "mean_a", "mean_b", "difference",
+                            "ci_lo", "ci_hi", "cohens_d"]],
+                     title=f"groups by {by}: the 25 largest effects (all {len(table)} in the store's `comparison`)")
+    if randomise:
+        from pipeline.cluster import dask_client
+
+        with dask_client(scheduler) as client:
+            result = randomisation_zscores(store, client=client, where=where, n=randomise, seed=seed,
+                                           show_progress=progress)
+        if result.table is not None and not result.table.empty:
+            varying = result.table[result.table.z.notna()]
+            _print_table(varying, title=f"real vs {randomise} degree-preserving randomisations (measures they "
+                                        "keep fixed are left out)")
+        _report_failures(result)
+
+
 @app.command("resilience")
 def resilience_cmd(
     store: str = typer.Argument(..., help="Store location."),
