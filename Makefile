@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Every pip call takes the constraints file: graph-tool (Debian) needs NumPy 1.x.
 PIP := $(VENV)/bin/pip install --disable-pip-version-check -q -c constraints.txt
-APT_PACKAGES := python3-graph-tool python3-venv dataset-fashion-mnist
+APT_PACKAGES := python3-graph-tool python3-venv dataset-fashion-mnist chromium
 STAMP := $(VENV)/.nncap-installed
 # graph-tool's and torch's OpenMP spin-wait badly on 2 shared cores.
 export OMP_WAIT_POLICY := passive

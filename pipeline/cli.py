@@ -377,6 +377,20 @@ def compare_cmd(
         _report_failures(result)
 
 
+@app.command("report")
+def report_cmd(
+    store: str = typer.Argument(..., help="Store location."),
+    out: str = typer.Option("nncap-report", "--out", "-o", help="Directory for index.html and figures/."),
+) -> None:
+    """A static HTML report of everything in the store — catalog, mean-field structure, topology and
+    comparisons, resilience sweeps, model-selection studies — as index.html plus PNG figures redrawn
+    from the stored tables. Opens offline; no JavaScript."""
+    from pipeline.report import write_report
+
+    index = write_report(store, out)
+    err.print(f"wrote {index} (open it in a browser)", highlight=False)
+
+
 @app.command("resilience")
 def resilience_cmd(
     store: str = typer.Argument(..., help="Store location."),

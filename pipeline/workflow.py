@@ -17,7 +17,8 @@ Stages and their parameters: ``import`` (sources, ids, and the import options of
 init, seed, beta_target, device, params, spectral, out, name), ``zoo-train`` (spec, out: train a model zoo)
 and ``export`` (zoo, models, overwrite, and the options of ``nncap export``: interaction, mode,
 absolute, module, probe_size, seed, max_explicit_edges, device), ``topology`` (where, path_sources,
-motif_max_nodes, sbm_max_nodes, seed).
+motif_max_nodes, sbm_max_nodes, seed), ``select`` (spec, out, budget: a model-selection study),
+``compare`` (by, where, randomise, seed) and ``report`` (out).
 """
 
 from __future__ import annotations
@@ -85,6 +86,36 @@ def _topology_step(store: str, client: Any, *, where: str | None = None, **optio
     return run_topology(store, client=client, where=where, options=TopologyOptions(**options))
 
 
+def _select_step(store: str, client: Any, *, spec: str, out: str | None = None, budget: float = 1.0) -> StageResult:
+    from pipeline.select import run_select
+
+    return run_select(spec, store, client=client, out=out, budget=budget)
+
+
+def _compare_step(store: str, client: Any, *, by: str | None = None, where: str | None = None, randomise: int = 0,
+                  seed: int = 0) -> StageResult:
+    from pipeline.compare import compare_groups, measures_table, randomisation_zscores
+    from pipeline.query import filter_frame
+    from pipeline.store import Store
+
+    if not by and not randomise:
+        raise WorkflowError("the compare stage needs `by` and/or `randomise`")
+    result = StageResult()
+    if randomise:
+        result = randomisation_zscores(store, client=client, where=where, n=randomise, seed=seed)
+    if by:
+        s = Store(store)
+        result.table = compare_groups(filter_frame(measures_table(s), where), by, seed=seed)
+        s.write_table("comparison", result.table, {"by": by, "where": where or ""})
+    return result
+
+
+def _report_step(store: str, client: Any, *, out: str = "nncap-report") -> StageResult:
+    from pipeline.report import write_report
+
+    return StageResult(outputs=[str(write_report(store, out))])
+
+
 _EXPORT_OPTIONS = {"interaction", "mode", "absolute", "module", "probe_size", "seed", "max_explicit_edges", "device"}
 _IMPORT_OPTIONS = {f.name for f in fields(ImportOptions)}
 _SWEEP_OPTIONS = {"dynamics", "perturbation", "mode", "points", "strength", "seed", "beta_target", "device", "params",
@@ -97,6 +128,9 @@ STAGES: dict[str, tuple[Callable[..., StageResult], set[str]]] = {
     "zoo-train": (_zoo_train_step, {"spec", "out"}),
     "export": (_export_step, {"zoo", "models", "overwrite"} | _EXPORT_OPTIONS),
     "topology": (_topology_step, {"where", "path_sources", "motif_max_nodes", "sbm_max_nodes", "seed"}),
+    "select": (_select_step, {"spec", "out", "budget"}),
+    "compare": (_compare_step, {"by", "where", "randomise", "seed"}),
+    "report": (_report_step, {"out"}),
 }
 
 

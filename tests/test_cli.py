@@ -86,7 +86,12 @@ def test_quickstart_workflow_on_local_cluster(store_url):
     p = nncap("run", "workflows/quickstart.toml", "--store", store_url, env={"NNCAP_SCHEDULER": ""})
     assert "scheduler: local" in p.stderr and "workflow finished" in p.stderr
     assert "celegansneural" in p.stdout and "giant_fraction" in p.stdout
-    assert len(Store(store_url).catalog()) == 6
+    assert "wrote nncap-report/index.html" in p.stderr
+    store = Store(store_url)
+    catalog = store.catalog()
+    assert (catalog.kind == "network").sum() == 3 and (catalog.kind == "linegraph").sum() == 18  # 6 MLPs x 3 epochs
+    assert {"structure", "topology", "comparison", "capacitance-quickstart-scores"} <= set(store.tables())
+    published = store.pending_entries()
     again = nncap("run", "workflows/quickstart.toml", "--store", store_url, "--scheduler", "sync")
     assert "workflow finished" in again.stderr
-    assert len(Store(store_url).catalog()) == 6 and Store(store_url).pending_entries() == 6  # nothing rewritten
+    assert len(Store(store_url).catalog()) == 21 and Store(store_url).pending_entries() == published  # nothing rewritten
