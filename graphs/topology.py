@@ -172,3 +172,20 @@ def _blockmodel(gt: Any, g: Any, n: int, opt: TopologyOptions, notes: list[str])
         return {"sbm_blocks": math.nan, "sbm_description_length": math.nan}
     state = gt.minimize_blockmodel_dl(g)
     return {"sbm_blocks": int(state.get_nonempty_B()), "sbm_description_length": float(state.entropy())}
+
+
+def layer_pairs(graph: SparseGraph) -> list[dict[str, Any]]:
+    """Per (receiving layer, driving layer) block of a model line graph (node property ``layer``):
+    edge count, Σ P and mean |P|. Row = receiver, so ``layer_receiver`` is the upstream layer."""
+    if "layer" not in graph.node_props:
+        return []
+    layer = np.asarray(graph.node_props["layer"])
+    coo = sp.csr_array(graph.P).tocoo()
+    frame = {"r": layer[coo.row], "c": layer[coo.col], "w": np.asarray(coo.data, np.float64)}
+    rows = []
+    for r, c in sorted(set(zip(frame["r"].tolist(), frame["c"].tolist()))):
+        sel = (frame["r"] == r) & (frame["c"] == c)
+        w = frame["w"][sel]
+        rows.append({"layer_receiver": int(r), "layer_driver": int(c), "edges": int(sel.sum()),
+                     "weight_sum": float(w.sum()), "weight_abs_mean": float(np.abs(w).mean())})
+    return rows

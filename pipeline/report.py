@@ -55,6 +55,8 @@ def write_report(store_url: str, out: str | Path) -> Path:
                                                   f"{len(catalog)} graphs: {summary}. P[i, j] = effect of j on i.")))
     for name, title, note in (("structure", "Mean-field structure", "β_eff = 1ᵀPP1/1ᵀP1 = ⟨s⟩ + S·H"),
                               ("topology", "Topology", "graph-tool measures; edge j → i is stored at P[i, j]"),
+                              ("topology-layers", "Line graphs by layer pair",
+                               "blocks of P: the receiving (upstream) layer against the driving one"),
                               ("comparison", "Group comparison", "difference of means b − a with a bootstrap 95 % "
                                                                  "interval; Cohen's d"),
                               ("randomisation", "Against degree-preserving randomisations",

@@ -1,5 +1,6 @@
 """The topology stage (``nncap topology``): graph-tool measures of every stored graph matching a
-filter, one Dask task per graph, as the results table ``topology``. Line graphs stored implicitly
+filter, one Dask task per graph, as the results table ``topology`` (and, for model line graphs,
+per layer-pair blocks in ``topology-layers``). Line graphs stored implicitly
 get what their matrix-free operator allows (size, β_eff, the spectral radius by power iteration);
 the other measures are NaN with the note "needs explicit export"."""
 
@@ -13,7 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from graphs.topology import TopologyOptions, topology
+from graphs.topology import TopologyOptions, layer_pairs, topology
 from pipeline.stages import StageResult, per_graph
 from pipeline.store import Store
 
@@ -25,9 +26,12 @@ def run_topology(store_url: str, *, client: Any, where: str | None = None, optio
     store = Store(store_url, storage_options=storage_options)
     task = partial(_topology_one, store.url, options=options, storage_options=storage_options)
     result, rows = per_graph(store, where, task, client=client, label="topology", show_progress=show_progress)
+    layers = [{"id": r["id"], **block} for r in rows for block in r.pop("layer_pairs", [])]
     result.table = pd.DataFrame(rows)
     if rows:
         store.write_table("topology", result.table, {"options": asdict(options)})
+    if layers:
+        store.write_table("topology-layers", pd.DataFrame(layers), {})
     return result
 
 
@@ -37,7 +41,8 @@ def _topology_one(store_url: str, graph_id: str, *, options: TopologyOptions,
     record = store.record(graph_id)
     if record.get("meta", {}).get("storage") == "implicit":
         return _implicit_row(store, graph_id, record)
-    return topology(store.read_graph(graph_id), options)
+    graph = store.read_graph(graph_id)
+    return {**topology(graph, options), "layer_pairs": layer_pairs(graph)}
 
 
 def _implicit_row(store: Store, graph_id: str, record: dict[str, Any]) -> dict[str, Any]:

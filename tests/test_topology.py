@@ -103,3 +103,19 @@ def test_cli_topology(tmp_path):
     assert "clustering_global" in p.stdout and "karate" in p.stdout and "dolphins" in p.stdout
     bad = nncap("topology", url, "--where", "n_nodes <", check=False)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_layer_pair_blocks_of_a_line_graph(tmp_path):
+    from graphs.topology import layer_pairs
+
+    url = str(tmp_path / "s.zarr")
+    zoo = write_zoo(tmp_path / "zoo", n=1)  # MLP 64-12-8-10: Linear layers 0, 1, 2
+    export_zoo(url, zoo, client=None, options=ExportOptions(mode="explicit"), show_progress=False)
+    g = Store(url, mode="r").read_graph("tiny.m0")
+    blocks = {(b["layer_receiver"], b["layer_driver"]): b for b in layer_pairs(g)}
+    assert set(blocks) == {(0, 1), (1, 2)}  # upstream layers receive from the next layer only
+    assert blocks[(0, 1)]["edges"] == 12 * (64 + 1) * 8 and blocks[(1, 2)]["edges"] == 8 * (12 + 1) * 10
+    assert sum(b["weight_sum"] for b in blocks.values()) == pytest.approx(g.P.sum())
+    run_topology(url, client=None, show_progress=False)
+    stored, _ = Store(url, mode="r").read_table("topology-layers")
+    assert len(stored) == 2 and set(stored["id"]) == {"tiny.m0"}
