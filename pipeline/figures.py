@@ -132,3 +132,23 @@ def capacitance_figures(traj: pd.DataFrame, table: pd.DataFrame, scores: pd.Data
     paths.append(f"{out}/{name}-kendall.png")
     _save(fig, paths[-1])
     return paths
+
+
+def degree_distributions(graphs: dict[str, Any], url: str) -> None:
+    """Complementary cumulative distributions of in- and out-degree (edge j → i at P[i, j]; an
+    undirected graph's degree in both panels), one line per graph, log–log."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    colour = _colours(sorted(graphs))
+    for gid in sorted(graphs):
+        P = graphs[gid].P
+        k_in = np.diff(P.indptr)
+        k_out = np.bincount(P.indices, minlength=P.shape[0])
+        for ax, k in zip(axes, (k_in, k_out)):
+            k = np.sort(k[k > 0])
+            if k.size:
+                ax.step(k, 1 - np.arange(k.size) / k.size, where="post", color=colour[gid], label=gid)
+    for ax, what in zip(axes, ("in-degree (receivers)", "out-degree (drivers)")):
+        ax.set(xscale="log", yscale="log", xlabel=what, ylabel="P(K ≥ k)")
+    if len(graphs) <= 20:
+        axes[1].legend(fontsize=7, frameon=False)
+    _save(fig, url)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from graphs.dynamics import get_dynamics
-from pipeline.figures import capacitance_figures, reduction_error, resilience_collapse
+from pipeline.figures import capacitance_figures, degree_distributions, reduction_error, resilience_collapse
 from pipeline.store import Store
 
 MAX_ROWS = 200
+MAX_PLOT_EDGES = 5_000_000
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
@@ -53,6 +54,14 @@ def write_report(store_url: str, out: str | Path) -> Path:
     extra = [c for c in ("beta_eff", "interaction", "storage", "metric_epoch", "metric_val_accuracy") if c in catalog]
     sections.append(("catalog", "Catalog", _table(catalog[core + extra],
                                                   f"{len(catalog)} graphs: {summary}. P[i, j] = effect of j on i.")))
+    networks = catalog[(catalog["kind"] == "network") & (catalog["nnz"] <= MAX_PLOT_EDGES)]["id"].tolist()[:20] \
+        if len(catalog) else []
+    if networks:
+        path = figures / "degree-distributions.png"
+        degree_distributions({gid: store.read_graph(gid) for gid in networks}, str(path))
+        sections.append(("degrees", "Degree distributions", _img(path, root, "degree distributions")
+                         + f"<p class='note'>{len(networks)} networks (up to 20 with at most "
+                           f"{MAX_PLOT_EDGES:,} stored edges).</p>"))
     for name, title, note in (("structure", "Mean-field structure", "β_eff = 1ᵀPP1/1ᵀP1 = ⟨s⟩ + S·H"),
                               ("topology", "Topology", "graph-tool measures; edge j → i is stored at P[i, j]"),
                               ("topology-layers", "Line graphs by layer pair",

@@ -38,7 +38,7 @@ def test_report_sections_and_files(full_store):
     index = write_report(str(url), tmp / "report")
     page = index.read_text()
     ids = re.findall(r"<section id='([^']+)'>", page)
-    assert ids[:5] == ["catalog", "structure", "topology", "comparison", "randomisation"]
+    assert ids[:6] == ["catalog", "degrees", "structure", "topology", "comparison", "randomisation"]
     assert any(i.startswith("resilience-") for i in ids) and "tiny-select" in ids
     images = re.findall(r"<img src='([^']+)'", page)
     assert len(images) >= 5 and all((tmp / "report" / src).stat().st_size > 1000 for src in images)
