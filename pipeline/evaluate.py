@@ -159,7 +159,7 @@ def score_methods(table: pd.DataFrame, methods: list[str], truth: str = "true_ac
         for key in ("kendall_tau", "spearman_rho", "top1_regret", "mae"):
             values = np.array([s[key] for s in samples], float)
             values = values[np.isfinite(values)]
-            row[f"{key}_lo"], row[f"{key}_hi"] = ((float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
-                                                  if values.size else (math.nan, math.nan))
+            interval = np.percentile(values, [2.5, 97.5]) if values.size else (math.nan, math.nan)
+            row[f"{key}_lo"], row[f"{key}_hi"] = float(interval[0]), float(interval[1])
         rows.append(row)
     return pd.DataFrame(rows)

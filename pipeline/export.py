@@ -180,7 +180,8 @@ def export_key(entry: ZooModel, options: ExportOptions) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     spec = {"version": EXPORT_VERSION, "architecture": entry.architecture, "params": entry.params,
-            "dataset": entry.dataset, "input_shape": entry.input_shape, "normalize": entry.normalize, "options": {k: v for k, v in asdict(options).items() if k not in ("chunk_edges", "device")}}
+            "dataset": entry.dataset, "input_shape": entry.input_shape, "normalize": entry.normalize,
+            "options": {k: v for k, v in asdict(options).items() if k not in ("chunk_edges", "device")}}
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
     return h.hexdigest()
 

@@ -88,7 +88,8 @@ class ResNet(nn.Module):
         c = widths[0]
         for i, w in enumerate(widths):
             if i:
-                stages += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), _activation(activation)]
+                stages += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
+                           _activation(activation)]
             stages += [_ResidualBlock(w, activation) for _ in range(blocks)]
             c = w
         self.stages = nn.Sequential(*stages)
@@ -160,7 +161,8 @@ def efficientnet_lite0() -> nn.Module:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
-        raise NncapError("efficientnet_lite0 needs the efficientnet-lite-pytorch package (make setup installs it)") from None
+        raise NncapError("efficientnet_lite0 needs the efficientnet-lite-pytorch package "
+                         "(make setup installs it)") from None
     return EfficientNet.from_name("efficientnet-lite0")
 
 

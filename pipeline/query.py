@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from graphs import formats
 from graphs.graph import SparseGraph
 from pipeline.errors import NncapError
-from pipeline.store import Store, StoreError
+from pipeline.store import Store
 
 Format = Literal["graph", "scipy", "torch", "pyg", "graph-tool", "networkx"]
 FORMATS = ("graph", "scipy", "torch", "pyg", "graph-tool", "networkx")

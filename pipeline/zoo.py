@@ -220,7 +220,8 @@ def write_manifest(spec: ZooSpec, records: Sequence[dict[str, Any]]) -> Path:
                            width=cfg["width"], activation=cfg["activation"], run=rec["run"])
             model_id = f"{rec['run']}-e{ep['epoch']}"
             lines += ["[[models]]", f"id = {json.dumps(model_id)}"]
-            lines += [f"checkpoint = {json.dumps(ep['checkpoint'])}", f"architecture = {json.dumps(cfg['architecture'])}",
+            lines += [f"checkpoint = {json.dumps(ep['checkpoint'])}",
+                      f"architecture = {json.dumps(cfg['architecture'])}",
                       f"params = {_toml_inline(rec['params'])}", f"metrics = {_toml_inline(metrics)}", ""]
     path = spec.out / "manifest.toml"
     tmp = path.with_suffix(".toml.tmp")

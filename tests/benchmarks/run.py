@@ -128,7 +128,6 @@ def _peak_rss_mb() -> float:
 
 def bench_beta_eff() -> list[str]:
     """β_eff, S and H of a 10M-edge graph: nncap (torch, O(nnz)) vs scipy.sparse done plainly."""
-    import scipy.sparse as sp
 
     from graphs.meanfield import structure
 
