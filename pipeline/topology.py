@@ -51,8 +51,11 @@ def _implicit_row(store: Store, graph_id: str, record: dict[str, Any]) -> dict[s
     op = load_operator(store, graph_id, device="cpu")
     row: dict[str, Any] = {"n_nodes": record["n_nodes"], "n_edges": record["meta"]["n_edges_implicit"],
                            "beta_eff": op.beta_eff(), "spectral_radius": math.nan,
-                           "notes": "needs explicit export: an implicit line graph gives only its size, β_eff "
-                                    "and spectral radius"}
+                           "notes": "needs explicit export: an implicit line graph gives only its size, strengths, "
+                                    "β_eff and spectral radius"}
+    for name, s in (("s_in", op.in_strength()), ("s_out", op.out_strength())):
+        row[f"{name}_mean"], row[f"{name}_max"], row[f"{name}_std"] = (float(s.mean()), float(s.max()),
+                                                                      float(s.std(unbiased=False)))
     if op.factors.nonnegative or op.absolute:  # Perron–Frobenius: power iteration converges to ρ(P)
         x = torch.ones(op.shape[0], dtype=op.dtype)
         rho = 0.0

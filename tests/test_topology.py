@@ -90,6 +90,8 @@ def test_stage_on_networks_and_line_graphs(tmp_path):
     assert len(stored) == 2
     row = run_topology(implicit, client=None, show_progress=False).table.iloc[0]
     assert "needs explicit export" in row["notes"] and row["spectral_radius"] == 0.0
+    assert row["s_in_mean"] == pytest.approx(table.loc["tiny.m0", "s_in_mean"], rel=1e-9)
+    assert row["s_out_max"] == pytest.approx(table.loc["tiny.m0", "s_out_max"], rel=1e-9)
     assert row["beta_eff"] == pytest.approx(Store(url, mode="r").record("tiny.m0")["meta"]["beta_eff"], rel=1e-12)
     assert spectral_radius(Store(url, mode="r").read_graph("tiny.m0").P) == pytest.approx(0, abs=1e-9)
 
