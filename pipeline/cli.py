@@ -391,6 +391,29 @@ def report_cmd(
     err.print(f"wrote {index} (open it in a browser)", highlight=False)
 
 
+@app.command("check")
+def check_cmd(
+    store: str = typer.Argument(..., help="Store location."),
+    repair: bool = typer.Option(False, "--repair", help="Remove unpublished (partial) graph groups. Published "
+                                                        "data are never modified."),
+) -> None:
+    """Validate a store: every published graph's group, CSR invariants and content hash, and the
+    graph groups no catalog record points to (left by interrupted writes). Exit status 1 when a
+    problem remains."""
+    from pipeline.check import check_store
+
+    report = check_store(store, repair=repair)
+    for gid, problem in report.problems:
+        err.print(f"[red]invalid[/red]: {gid}: {problem}", highlight=False, soft_wrap=True)
+    for name in report.unpublished:
+        state = "removed" if name in report.removed else "unpublished (partial write; --repair removes it)"
+        err.print(f"[yellow]{state}[/yellow]: graphs/{name}", highlight=False)
+    verdict = "ok" if report.ok else "problems found"
+    out.print(f"{report.checked} published graph(s) checked: {verdict}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command("resilience")
 def resilience_cmd(
     store: str = typer.Argument(..., help="Store location."),

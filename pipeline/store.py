@@ -362,6 +362,13 @@ class Store:
         self._write_entry({"id": graph_id, "deleted": True, "published": time.time_ns()})
         self._remove_group(f"{GRAPHS}/{graph_id}")
 
+    def remove_unpublished(self, name: str) -> None:
+        """Remove a graph group that has no catalog record (a partial or abandoned write)."""
+        self._require_writable()
+        if name in {k for k, r in self._records().items() if not r.get("deleted")}:
+            raise StoreError(f"graph {name!r} is published; use delete to remove it")
+        self._remove_group(f"{GRAPHS}/{check_graph_id(name)}")
+
     def unpublished(self) -> list[str]:
         """Graph groups present on storage without a catalog record: partial or abandoned writes."""
         published = {k for k, r in self._records().items() if not r.get("deleted")}

@@ -1,0 +1,59 @@
+"""Store validation (``nncap check STORE [--repair]``): every published graph has its group, a
+valid CSR (``indptr`` monotone from 0, indices in range, sorted and unique per row) and data that
+match its content hash; groups without a catalog record are partial or abandoned writes, which
+``--repair`` removes. Published data are never modified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from graphs.graph import InvalidGraphError, check_csr
+from pipeline.store import Store, StoreError
+
+
+@dataclass
+class CheckReport:
+    """What ``check_store`` found: ``(graph id, problem)`` pairs, unpublished groups, removals."""
+
+    checked: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    unpublished: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and len(self.unpublished) == len(self.removed)
+
+
+def check_graph(store: Store, graph_id: str) -> str | None:
+    """The first problem of one published graph, or None when it is sound."""
+    try:
+        group = store.group(graph_id)
+    except StoreError as e:
+        return str(e)
+    try:
+        indptr, indices, _, shape = store.csr_arrays(group)
+        check_csr(indptr[:], indices[:], shape)
+        store.verify(graph_id)
+    except (InvalidGraphError, StoreError) as e:
+        return str(e)
+    except KeyError as e:
+        return f"missing array or attribute {e}"
+    return None
+
+
+def check_store(url: str, repair: bool = False) -> CheckReport:
+    """Validate every published graph; with ``repair``, remove unpublished (partial) groups."""
+    store = Store(url, mode="a" if repair else "r")
+    report = CheckReport()
+    for record in store.records():
+        report.checked += 1
+        problem = check_graph(store, record["id"])
+        if problem:
+            report.problems.append((record["id"], problem))
+    report.unpublished = store.unpublished()
+    if repair:
+        for name in report.unpublished:
+            store.remove_unpublished(name)
+            report.removed.append(name)
+    return report

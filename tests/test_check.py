@@ -1,0 +1,45 @@
+"""`nncap check`: validation of a store and removal of partial writes."""
+
+import numpy as np
+import zarr
+
+from graphs.graph import from_edges
+from pipeline.check import check_store
+from pipeline.store import Store
+from tests.cli_helpers import nncap
+
+
+def make_store(tmp_path):
+    url = str(tmp_path / "s.zarr")
+    store = Store(url)
+    for i in range(3):
+        g, _ = from_edges([0, 1, 2], [1, 2, 0], 4, weight=[1.0, 2.0, 3.0 + i])
+        store.write_graph(f"g{i}", g)
+    return url, store
+
+
+def test_sound_store_and_corruptions(tmp_path):
+    url, store = make_store(tmp_path)
+    report = check_store(url)
+    assert report.ok and report.checked == 3
+    # corrupt published data: one weight changed, one index out of range
+    zarr.open_array(store=store._zstore, path="graphs/g1/P/data", mode="r+")[0] = 99.0
+    zarr.open_array(store=store._zstore, path="graphs/g2/P/indices", mode="r+")[0] = 7
+    problems = dict(check_store(url).problems)
+    assert set(problems) == {"g1", "g2"}
+    assert "content hash" in problems["g1"] and "corrupt" not in problems["g1"]
+    assert "range" in problems["g2"] or "index" in problems["g2"]
+
+
+def test_partial_writes_are_found_and_repaired(tmp_path):
+    url, store = make_store(tmp_path)
+    partial = zarr.open_group(store=store._zstore, path="graphs/half-written", mode="w")
+    partial.create_array("x", shape=(3,), dtype=np.float64)
+    report = check_store(url)
+    assert not report.ok and report.unpublished == ["half-written"]
+    p = nncap("check", url, check=False)
+    assert p.returncode == 1 and "half-written" in p.stderr
+    repaired = check_store(url, repair=True)
+    assert repaired.ok and repaired.removed == ["half-written"]
+    assert check_store(url).ok and len(Store(url, mode="r").catalog()) == 3
+    assert nncap("check", url).returncode == 0
