@@ -269,7 +269,7 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
         if progress["key"] == key:
             probe.load_state_dict(saved["probe"])
             opt.load_state_dict(saved["optimizer"])
-            gen.set_state(saved["generator"])
+            gen.set_state(saved["generator"].cpu())  # a CPU generator, whatever the device
             if spec.finetune:
                 backbone.module.load_state_dict(saved["backbone"])
                 feats = {k: backbone.embed(x) for k, x in inputs.items()}
