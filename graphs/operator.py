@@ -167,6 +167,23 @@ class InteractionOperator:
         x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
         return float(s_out @ x) / total
 
+    def spectral_radius(self, iterations: int = 200) -> float:
+        """ρ(P) by power iteration on the operator, for P ≥ 0 (Perron–Frobenius: the iteration
+        converges to it); 0 when some P^k·1 vanishes (a nilpotent, feed-forward line graph); NaN
+        for signed P, where power iteration has no such guarantee."""
+        if not (self.factors.nonnegative or self.absolute):
+            return math.nan
+        x = torch.ones(self.shape[0], dtype=self.dtype, device=self.device)
+        rho = 0.0
+        for _ in range(iterations):
+            y = self.matvec(x)
+            norm = float(y.norm())
+            if norm == 0:
+                return 0.0
+            y = y / norm
+            rho, x = float((self.matvec(y) @ y) / (y @ y)), y
+        return rho
+
     def to_scipy(self) -> sp.csr_array:
         """The explicit CSR (materialises every edge: for tests and small graphs)."""
         data = np.concatenate([self.row_values(a, b)[1].cpu().numpy() for a, b in self.row_ranges()] or [np.zeros(0)])

@@ -84,7 +84,7 @@ def topology(graph: SparseGraph, options: TopologyOptions | None = None) -> dict
     out: dict[str, Any] = {"n_nodes": n, "n_edges": int(src.size)}
     if graph.directed:
         for name, k in (("k_in", k_in), ("k_out", k_out), ("s_in", s_in), ("s_out", s_out)):
-            out[f"{name}_mean"], out[f"{name}_max"], out[f"{name}_std"] = _moments(k)
+            out[f"{name}_mean"], out[f"{name}_max"], out[f"{name}_std"] = moments(k)
         # degree assortativity as networkx's default for digraphs: out-degree of the source
         # against in-degree of the target; weighted: strengths, each edge weighted by its weight
         out["assortativity"] = _edge_pearson(k_out[src], k_in[dst])
@@ -95,8 +95,8 @@ def topology(graph: SparseGraph, options: TopologyOptions | None = None) -> dict
         loops = src == dst
         k = k - np.bincount(src[loops], minlength=n)  # an undirected self-loop counts once
         s = s - np.bincount(src[loops], weights=w[loops], minlength=n)
-        out["k_mean"], out["k_max"], out["k_std"] = _moments(k)
-        out["s_mean"], out["s_max"], out["s_std"] = _moments(s)
+        out["k_mean"], out["k_max"], out["k_std"] = moments(k)
+        out["s_mean"], out["s_max"], out["s_std"] = moments(s)
         both_s = np.r_[src, dst]
         both_d = np.r_[dst, src]
         both_w = np.r_[w, w]
@@ -123,7 +123,8 @@ def topology(graph: SparseGraph, options: TopologyOptions | None = None) -> dict
     return out
 
 
-def _moments(x: np.ndarray) -> tuple[float, float, float]:
+def moments(x: np.ndarray) -> tuple[float, float, float]:
+    """(mean, max, population standard deviation); NaN for an empty array."""
     if not x.size:
         return math.nan, math.nan, math.nan
     x = np.asarray(x, np.float64)
@@ -179,13 +180,13 @@ def layer_pairs(graph: SparseGraph) -> list[dict[str, Any]]:
     edge count, Σ P and mean |P|. Row = receiver, so ``layer_receiver`` is the upstream layer."""
     if "layer" not in graph.node_props:
         return []
-    layer = np.asarray(graph.node_props["layer"])
+    layer = np.asarray(graph.node_props["layer"], np.int64)
     coo = sp.csr_array(graph.P).tocoo()
-    frame = {"r": layer[coo.row], "c": layer[coo.col], "w": np.asarray(coo.data, np.float64)}
-    rows = []
-    for r, c in sorted(set(zip(frame["r"].tolist(), frame["c"].tolist()))):
-        sel = (frame["r"] == r) & (frame["c"] == c)
-        w = frame["w"][sel]
-        rows.append({"layer_receiver": int(r), "layer_driver": int(c), "edges": int(sel.sum()),
-                     "weight_sum": float(w.sum()), "weight_abs_mean": float(np.abs(w).mean())})
-    return rows
+    w = np.asarray(coo.data, np.float64)
+    pairs, index = np.unique(np.column_stack([layer[coo.row], layer[coo.col]]), axis=0, return_inverse=True)
+    index = index.ravel()
+    edges = np.bincount(index, minlength=len(pairs))
+    total = np.bincount(index, weights=w, minlength=len(pairs))
+    magnitude = np.bincount(index, weights=np.abs(w), minlength=len(pairs))
+    return [{"layer_receiver": int(r), "layer_driver": int(c), "edges": int(n), "weight_sum": float(t),
+             "weight_abs_mean": float(a / n)} for (r, c), n, t, a in zip(pairs, edges, total, magnitude)]

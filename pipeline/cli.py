@@ -51,6 +51,9 @@ def _print_table(frame: pd.DataFrame, title: str | None = None) -> None:
 
 
 def _report_failures(result: StageResult) -> None:
+    """Print the files a stage wrote, then its failures (exit status 1 if any)."""
+    for path in result.outputs:
+        err.print(f"wrote {path}", highlight=False)
     for item, message in result.failures:
         err.print(f"[red]error[/red]: {item}: {message}", highlight=False, soft_wrap=True)
     if result.failures:
@@ -224,8 +227,6 @@ def zoo_train_cmd(
         result, _ = train_zoo(spec, client=client, out=out, show_progress=progress)
     if result.table is not None:
         _print_table(result.table, title="zoo (last epoch)")
-    for path in result.outputs:
-        err.print(f"wrote {path}", highlight=False)
     _report_failures(result)
 
 
@@ -293,8 +294,6 @@ def select_cmd(
     if result.table is not None:
         _print_table(result.table[["method", "candidates", "kendall_tau", "kendall_tau_lo", "kendall_tau_hi",
                                    "spearman_rho", "top1_regret", "mae"]], title="methods")
-    for path in result.outputs:
-        err.print(f"wrote {path}", highlight=False)
     _report_failures(result)
 
 
@@ -350,17 +349,13 @@ def compare_cmd(
     """Compare groups of graphs measure by measure (difference of means with a bootstrap 95 %
     interval, Cohen's d; β_eff = ⟨s⟩ + S·H included), and/or graphs against their degree-preserving
     randomisations (z-scores). Stored as the results tables `comparison` and `randomisation`."""
-    from pipeline.compare import compare_groups, measures_table, randomisation_zscores
-    from pipeline.query import filter_frame
-    from pipeline.store import Store
+    from pipeline.compare import largest_effects, randomisation_zscores, run_compare
 
     if not by and not randomise:
         raise typer.BadParameter("give --by ATTRIBUTE and/or --randomise N")
     if by:
-        s = Store(store)
-        table = compare_groups(filter_frame(measures_table(s), where), by, seed=seed)
-        s.write_table("comparison", table, {"by": by, "where": where or ""})
-        shown = table.reindex(table.cohens_d.abs().sort_values(ascending=False).index).head(25)
+        table = run_compare(store, by, where, seed)
+        shown = largest_effects(table).head(25)
         _print_table(shown[["measure", "group_a", "group_b", "n_a", "n_b", "mean_a", "mean_b", "difference",
                             "ci_lo", "ci_hi", "cohens_d"]],
                      title=f"groups by {by}: the 25 largest effects (all {len(table)} in the store's `comparison`)")
@@ -459,8 +454,6 @@ def resilience_cmd(
                                 show_progress=progress)
     if result.table is not None:
         _print_table(result.table, title=f"1-D reduction error ({spec.name})")
-        for path in result.outputs:
-            err.print(f"wrote {path}", highlight=False)
     _report_failures(result)
 
 
@@ -510,8 +503,6 @@ def run_cmd(
             elif result.records:
                 _print_table(pd.DataFrame(result.records)[["id", "n_nodes", "n_edges", "directed", "weighted"]],
                              title=step.stage)
-            for path in result.outputs:
-                err.print(f"wrote {path}", highlight=False)
             _report_failures(result)
     err.print(f"workflow finished in {time.perf_counter() - t0:.1f} s; store: {target}", highlight=False)
 

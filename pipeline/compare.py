@@ -77,6 +77,22 @@ def compare_groups(frame: pd.DataFrame, by: str, n_boot: int = 2000, seed: int =
     return pd.DataFrame(rows)
 
 
+def run_compare(store_url: str, by: str, where: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """Group comparison of the stored measures of the graphs matching ``where``; stored as the
+    results table ``comparison``."""
+    from pipeline.query import filter_frame
+
+    store = Store(store_url)
+    table = compare_groups(filter_frame(measures_table(store), where), by, seed=seed)
+    store.write_table("comparison", table, {"by": by, "where": where or ""})
+    return table
+
+
+def largest_effects(table: pd.DataFrame) -> pd.DataFrame:
+    """A comparison table ordered by |Cohen's d|, largest first."""
+    return table.reindex(table.cohens_d.abs().sort_values(ascending=False).index)
+
+
 def randomisation_zscores(store_url: str, *, client: Any, where: str | None = None, n: int = 10,
                           options: TopologyOptions | None = None, seed: int = 0,
                           show_progress: bool | None = None) -> StageResult:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import html
 import time
 from pathlib import Path
+
 import pandas as pd
 
 from graphs.dynamics import get_dynamics
+from pipeline.compare import largest_effects
 from pipeline.figures import capacitance_figures, degree_distributions, reduction_error, resilience_collapse
 from pipeline.store import Store
 
@@ -73,7 +75,7 @@ def write_report(store_url: str, out: str | Path) -> Path:
         if name in tables:
             frame = tables[name][0]
             if name == "comparison":
-                frame = frame.reindex(frame.cohens_d.abs().sort_values(ascending=False).index)
+                frame = largest_effects(frame)
             if name == "randomisation":
                 frame = frame[frame.z.notna()]
             sections.append((name, title, _table(frame, note)))

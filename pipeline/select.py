@@ -68,8 +68,10 @@ from pipeline.datasets import DATASETS, load_dataset
 from pipeline.errors import NncapError, read_toml
 from pipeline.evaluate import alpha_hat, capacitance_prediction, curve_fit_prediction, logme, naswot, score_methods
 from pipeline.export import ExportOptions, ZooModel, export_key, read_manifest
+from pipeline.models import mlp
 from pipeline.stages import StageResult, error_message
 from pipeline.store import Store, check_graph_id
+from pipeline.zoo import evaluate, read_spec, train_zoo
 
 METHODS = ["capacitance", "early_accuracy", "curve_fit", "n_params", "logme", "naswot", "neg_alpha_hat"]
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardswish, nn.Mish)
@@ -152,8 +154,6 @@ def read_select_spec(path: str | Path, out: str | None = None, budget: float = 1
 
 def resolve_candidates(spec: SelectSpec) -> list[tuple[str, ZooModel]]:
     """(candidate id, manifest entry) for every model the spec's candidate sources name."""
-    from pipeline.zoo import read_spec
-
     candidates: list[tuple[str, ZooModel]] = []
     for c in spec.sources:
         zoo_name, entries = read_manifest(c["zoo"] if "zoo" in c else read_spec(c["zoo_spec"]).out)
@@ -186,21 +186,11 @@ def _target_data(spec: SelectSpec) -> dict[str, tuple[torch.Tensor, torch.Tensor
     return {"train": (X[tr], y[tr]), "val": (Xe[ev[:half]], ye[ev[:half]]), "test": (Xe[ev[half:]], ye[ev[half:]])}
 
 
-def make_probe(in_features: int, widths: tuple[int, ...], classes: int, seed: int) -> nn.Sequential:
-    """The neural capacitance probe and output layer: Linear–ReLU blocks, then a Linear head."""
+def make_probe(in_features: int, widths: tuple[int, ...], classes: int, seed: int) -> nn.Module:
+    """The neural capacitance probe and output layer: Linear–ReLU blocks, then a Linear head,
+    initialised from ``seed``."""
     torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for a, b in zip((in_features, *widths[:-1]), widths):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    layers.append(nn.Linear(widths[-1], classes))
-    return nn.Sequential(*layers)
-
-
-def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    model.eval()
-    with torch.no_grad():
-        out = model(X)
-        return float(nn.functional.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+    return mlp([in_features, *widths, classes], activation="relu")
 
 
 def activation_codes(backbone: Any, images: torch.Tensor, resolution: int) -> np.ndarray:
@@ -262,7 +252,8 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
     trajectory, steps = [], []
     best, since_best, step, start = math.inf, 0, 0, 0
     partial_path = cache.with_suffix(".partial.pt")
-    key = json.dumps({"settings": spec.settings(), "source": source}, sort_keys=True, default=str)
+    key = json.dumps({"settings": spec.settings(), "source": source, "probe": list(probe.state_dict())},
+                     sort_keys=True, default=str)
     if partial_path.exists():
         saved = torch.load(partial_path, map_location=device, weights_only=True)
         progress = json.loads(saved["progress"])
@@ -309,9 +300,9 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
                     backbone.module.train(spec.finetune)
             if spec.finetune:
                 feats = {k: backbone.embed(x) for k, x in inputs.items()}
-        train_loss, train_acc = _evaluate(probe, feats["train"], labels["train"])
-        val_loss, val_acc = _evaluate(probe, feats["val"], labels["val"])
-        _, test_acc = _evaluate(probe, feats["test"], labels["test"])
+        train_loss, train_acc = evaluate(probe, feats["train"], labels["train"])
+        val_loss, val_acc = evaluate(probe, feats["val"], labels["val"])
+        _, test_acc = evaluate(probe, feats["test"], labels["test"])
         beta = capacitance()
         trajectory.append({"epoch": epoch, "beta_eff": beta, "train_loss": train_loss, "train_accuracy": train_acc,
                            "val_loss": val_loss, "val_accuracy": val_acc, "test_accuracy": test_acc,
@@ -370,8 +361,6 @@ def run_select(spec_path: str | Path, store_url: str, *, client: Any, out: str |
                budget: float = 1.0, show_progress: bool | None = None) -> StageResult:
     """Run (or resume) a selection study and write its tables and figures."""
     from pipeline.figures import capacitance_figures
-
-    from pipeline.zoo import train_zoo
 
     spec = read_select_spec(spec_path, out, budget)
     Path(spec.out).mkdir(parents=True, exist_ok=True)

@@ -6,15 +6,13 @@ the other measures are NaN with the note "needs explicit export"."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from functools import partial
 from typing import Any
 
 import pandas as pd
-import torch
 
-from graphs.topology import TopologyOptions, layer_pairs, topology
+from graphs.topology import TopologyOptions, layer_pairs, moments, topology
 from pipeline.stages import StageResult, per_graph
 from pipeline.store import Store
 
@@ -50,22 +48,9 @@ def _implicit_row(store: Store, graph_id: str, record: dict[str, Any]) -> dict[s
 
     op = load_operator(store, graph_id, device="cpu")
     row: dict[str, Any] = {"n_nodes": record["n_nodes"], "n_edges": record["meta"]["n_edges_implicit"],
-                           "beta_eff": op.beta_eff(), "spectral_radius": math.nan,
+                           "beta_eff": op.beta_eff(), "spectral_radius": op.spectral_radius(),
                            "notes": "needs explicit export: an implicit line graph gives only its size, strengths, "
                                     "β_eff and spectral radius"}
     for name, s in (("s_in", op.in_strength()), ("s_out", op.out_strength())):
-        row[f"{name}_mean"], row[f"{name}_max"], row[f"{name}_std"] = (float(s.mean()), float(s.max()),
-                                                                      float(s.std(unbiased=False)))
-    if op.factors.nonnegative or op.absolute:  # Perron–Frobenius: power iteration converges to ρ(P)
-        x = torch.ones(op.shape[0], dtype=op.dtype)
-        rho = 0.0
-        for _ in range(200):
-            y = op.matvec(x)
-            norm = float(y.norm())
-            if norm == 0:  # P^k x = 0: P is nilpotent (a feed-forward line graph), ρ(P) = 0
-                rho = 0.0
-                break
-            y = y / norm
-            rho, x = float((op.matvec(y) @ y) / (y @ y)), y
-        row["spectral_radius"] = rho
+        row[f"{name}_mean"], row[f"{name}_max"], row[f"{name}_std"] = moments(s.cpu().numpy())
     return row

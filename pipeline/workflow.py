@@ -94,9 +94,7 @@ def _select_step(store: str, client: Any, *, spec: str, out: str | None = None, 
 
 def _compare_step(store: str, client: Any, *, by: str | None = None, where: str | None = None, randomise: int = 0,
                   seed: int = 0) -> StageResult:
-    from pipeline.compare import compare_groups, measures_table, randomisation_zscores
-    from pipeline.query import filter_frame
-    from pipeline.store import Store
+    from pipeline.compare import randomisation_zscores, run_compare
 
     if not by and not randomise:
         raise WorkflowError("the compare stage needs `by` and/or `randomise`")
@@ -104,9 +102,7 @@ def _compare_step(store: str, client: Any, *, by: str | None = None, where: str 
     if randomise:
         result = randomisation_zscores(store, client=client, where=where, n=randomise, seed=seed)
     if by:
-        s = Store(store)
-        result.table = compare_groups(filter_frame(measures_table(s), where), by, seed=seed)
-        s.write_table("comparison", result.table, {"by": by, "where": where or ""})
+        result.table = run_compare(store, by, where, seed)
     return result
 
 

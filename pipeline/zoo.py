@@ -154,7 +154,8 @@ def read_spec(path: str | Path, out: str | Path | None = None) -> ZooSpec:
     return ZooSpec(name, Path(out or head.get("out", f"nncap-zoo/{name}")), runs)
 
 
-def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of a classifier on (X, y), in eval mode and batches."""
     model.eval()
     loss, correct = 0.0, 0
     with torch.no_grad():
@@ -192,8 +193,8 @@ def train_run(out: str, config: RunConfig) -> dict[str, Any]:
             opt.zero_grad()
             nn.functional.cross_entropy(model(X[batch]), y[batch]).backward()
             opt.step()
-        train_loss, train_acc = _evaluate(model, X, y)
-        val_loss, val_acc = _evaluate(model, Xv, yv)
+        train_loss, train_acc = evaluate(model, X, y)
+        val_loss, val_acc = evaluate(model, Xv, yv)
         if not np.isfinite(train_loss):
             raise NncapError(f"run {config.run_id} diverged at epoch {epoch} (loss {train_loss}); lower its lr")
         checkpoint = f"{config.run_id}-e{epoch}.safetensors"

@@ -286,3 +286,30 @@ def test_matrix_free_equals_explicit(arch, kind, absolute):
         assert got.beta_eff == pytest.approx(ref.beta_eff, rel=1e-9)
         assert op.x_eff(z) == pytest.approx(float(P.sum(0) @ z / P.sum()), rel=1e-9)
     assert got.abs_total >= ref.abs_total * (1 - 1e-12)
+
+
+def test_conv1d_structure():
+    net = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv1d(3, 2, 1), nn.Flatten(), nn.Linear(2 * 5, 2))
+    g = trace(net, torch.randn(1, 2, 5))
+    inp, h1, h2, out = range(0, 2), range(2, 5), range(5, 7), range(7, 9)
+    params = conv_params(net[0].weight, inp, h1) + [(n, None) for n in h1]
+    params += conv_params(net[2].weight, h1, h2) + [(n, None) for n in h2]
+    flat_src = [h2[f // 5] for f in range(10)]  # flatten: 2 channels x 5 positions
+    params += [(out[k], flat_src[f]) for k in range(2) for f in range(10)] + [(n, None) for n in out]
+    assert edge_set(g) == expected_edges(params)
+
+
+def test_operator_spectral_radius_matches_scipy():
+    from graphs.topology import spectral_radius
+
+    net = Residual()  # merged neurons give the line graph cycles (self-loops on fc2's diagonal)
+    g = trace(net, torch.randn(2, 3))
+    op = InteractionOperator(g, interaction(net, g, "weight"))
+    rho = spectral_radius(op.to_scipy())
+    assert rho > 0 and op.spectral_radius(iterations=2000) == pytest.approx(rho, rel=1e-6)
+    feed_forward = mlp(4, 3, 2)
+    g2 = trace(feed_forward, torch.randn(2, 4))
+    assert InteractionOperator(g2, interaction(feed_forward, g2, "weight")).spectral_radius() == 0.0
+    signed = InteractionOperator(g2, interaction(feed_forward, g2, "chain", torch.randn(5, 4),
+                                                 torch.tensor([0, 1, 0, 1, 1])))
+    assert np.isnan(signed.spectral_radius())

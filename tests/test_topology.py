@@ -33,7 +33,18 @@ def test_undirected_measures_match_networkx():
     assert t["motif_triangles"] == pytest.approx(triangles) and t["motif_paths"] == pytest.approx(wedges - 3 * triangles)
     assert t["spectral_radius"] == pytest.approx(max(abs(np.linalg.eigvals(nx.to_numpy_array(G, weight=None)))), rel=1e-9)
     assert t["components"] == 1 and t["giant_fraction"] == 1.0
-    assert t["sbm_blocks"] >= 1 and math.isfinite(t["sbm_description_length"])
+    lengths = [v for s, d in nx.shortest_path_length(G) for t_, v in d.items() if t_ != s]
+    assert t["path_p90"] == np.percentile(lengths, 90)
+    # the SBM fit is graph-tool's own, with the same seed
+    import graph_tool.all as gt
+
+    from graphs.formats import to_graph_tool
+
+    gt.seed_rng(0)
+    np.random.seed(0)
+    state = gt.minimize_blockmodel_dl(to_graph_tool(g))
+    assert t["sbm_blocks"] == state.get_nonempty_B() >= 1
+    assert t["sbm_description_length"] == pytest.approx(state.entropy())
 
 
 def test_directed_measures_match_networkx():
@@ -47,6 +58,15 @@ def test_directed_measures_match_networkx():
     assert t["k_in_max"] == max(d for _, d in D.in_degree())
     lengths = [v for s, d in nx.shortest_path_length(D) for t_, v in d.items() if t_ != s]
     assert t["path_mean"] == pytest.approx(np.mean(lengths), abs=1e-12)
+
+
+def test_weighted_undirected_strengths_match_networkx():
+    G = nx.les_miserables_graph()
+    g, _ = from_networkx(G)
+    t = topology(g)
+    strengths = np.array([d for _, d in G.degree(weight="weight")], float)
+    assert t["s_mean"] == pytest.approx(strengths.mean()) and t["s_max"] == pytest.approx(strengths.max())
+    assert t["s_std"] == pytest.approx(strengths.std())
 
 
 def test_weighted_assortativity_and_direction():
