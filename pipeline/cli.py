@@ -516,6 +516,12 @@ def main() -> None:
             raise
         err.print(f"[red]error[/red]: {' '.join(str(e).split())}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as e:  # storage failing mid-run (disk full, lost connection): one line, NNCAP_DEBUG for more
+        if os.environ.get("NNCAP_DEBUG"):
+            raise
+        err.print(f"[red]error[/red]: input/output failed: {type(e).__name__}: {' '.join(str(e).split())} "
+                  "(set NNCAP_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -80,17 +80,25 @@ class Store:
         self.spec = ArraySpec(chunk)
         self.storage_options = dict(storage_options or {})
         self._snapshots: dict[str, dict[str, dict[str, Any]]] = {}
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
-        self.root = self.root.rstrip("/")
-        if isinstance(self.fs, LocalFileSystem):
-            self._zstore = zarr.storage.LocalStore(self.root, read_only=(mode == "r"))
-        else:
-            self._zstore = zarr.storage.FsspecStore.from_url(
-                self.url, storage_options=self.storage_options or None, read_only=(mode == "r"))
-        self._open_root()
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+            self.root = self.root.rstrip("/")
+            if isinstance(self.fs, LocalFileSystem):
+                self._zstore = zarr.storage.LocalStore(self.root, read_only=(mode == "r"))
+            else:
+                self._zstore = zarr.storage.FsspecStore.from_url(
+                    self.url, storage_options=self.storage_options or None, read_only=(mode == "r"))
+            self._open_root()
+        except StoreError:
+            raise
+        except ImportError as e:  # fsspec names the package a protocol needs (s3fs: pip install nncap[s3])
+            raise StoreError(f"cannot open {self.url}: {e}") from None
+        except Exception as e:  # the backend's own errors: missing bucket, credentials, refused connection
+            raise StoreError(f"cannot open store {self.url}: {type(e).__name__}: {e}") from None
 
     # -- layout ------------------------------------------------------------------------------
     def _open_root(self) -> None:
+        self.fs.invalidate_cache(self.root)
         exists = self.fs.exists(self._path("zarr.json"))
         if not exists:
             if self.mode == "r":
@@ -352,6 +360,7 @@ class Store:
 
     def _remove_group(self, base: str) -> None:
         path = self._path(base)
+        self.fs.invalidate_cache(path)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
@@ -372,10 +381,7 @@ class Store:
     def unpublished(self) -> list[str]:
         """Graph groups present on storage without a catalog record: partial or abandoned writes."""
         published = {k for k, r in self._records().items() if not r.get("deleted")}
-        try:
-            listing = self.fs.ls(self._path(GRAPHS), detail=True)
-        except FileNotFoundError:
-            return []
+        listing = _ls(self.fs, self._path(GRAPHS), detail=True)
         names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in listing if e["type"] == "directory"]
         return sorted(n for n in names if n not in published)
 
@@ -399,10 +405,7 @@ class Store:
 
     def tables(self) -> list[str]:
         """Names of the complete results tables."""
-        try:
-            listing = self.fs.ls(self._path(RESULTS), detail=True)
-        except FileNotFoundError:
-            return []
+        listing = _ls(self.fs, self._path(RESULTS), detail=True)
         names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in listing if e["type"] == "directory"]
         return sorted(n for n in names if self._table_attrs(n).get("complete"))
 
@@ -531,11 +534,18 @@ def _entry_id(path: str) -> str:
     return path.rsplit("/", 1)[-1][21:-14]
 
 
-def _ls_json(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+def _ls(fs: fsspec.AbstractFileSystem, path: str, detail: bool = False) -> list[Any]:
+    """A fresh listing of ``path`` (empty if it does not exist). Object-store filesystems cache
+    listings per process; other processes' writes must be seen, so the cache is dropped first."""
+    fs.invalidate_cache(path)
     try:
-        names = fs.ls(path, detail=False)
+        return fs.ls(path, detail=detail)
     except FileNotFoundError:
         return []
+
+
+def _ls_json(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    names = _ls(fs, path)
     return sorted(p for p in names if p.endswith(".json") and not p.rsplit("/", 1)[-1].startswith("."))
 
 

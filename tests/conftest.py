@@ -38,3 +38,51 @@ def sample_graph(request) -> SparseGraph:
 @pytest.fixture
 def store_url(tmp_path) -> str:
     return str(tmp_path / "store.zarr")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_env():
+    """A local S3 endpoint (moto's server mode on loopback) with one bucket, ``nncap``; yields the
+    environment variables that point boto/s3fs at it (set here and for CLI subprocesses)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "nncap-test", "AWS_SECRET_ACCESS_KEY": "nncap-test",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(endpoint, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("moto server did not start")
+        import s3fs
+
+        s3fs.S3FileSystem(skip_instance_cache=True).mkdir("nncap")
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -12,10 +12,13 @@ from pipeline.store import SCHEMA_VERSION, Store, StoreError, check_graph_id
 from tests.conftest import sample_graphs
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def any_url(request, tmp_path):
     if request.param == "local":
         return str(tmp_path / "s.zarr")
+    if request.param == "s3":
+        request.getfixturevalue("s3_env")
+        return f"s3://nncap/{uuid.uuid4().hex}/s.zarr"
     return f"memory://nncap-{uuid.uuid4().hex}/s.zarr"
 
 
