@@ -1,14 +1,15 @@
 """Store validation (``nncap check STORE [--repair]``): every published graph has its group, a
-valid CSR (``indptr`` monotone from 0, indices in range, sorted and unique per row) and data that
-match its content hash; groups without a catalog record are partial or abandoned writes, which
-``--repair`` removes. Published data are never modified."""
+valid CSR (``indptr`` monotone from 0, indices in range, sorted and unique per row), this schema
+version and data that match its content hash. Groups without a catalog record are partial or
+abandoned writes: invisible to readers, so the store is still valid, and ``--repair`` removes them.
+Published data are never modified."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from graphs.graph import InvalidGraphError, check_csr
-from pipeline.store import Store, StoreError
+from pipeline.store import SCHEMA_VERSION, Store, StoreError
 
 
 @dataclass
@@ -22,7 +23,13 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and len(self.unpublished) == len(self.removed)
+        """Every published graph is sound (partial writes do not count: no reader sees them)."""
+        return not self.problems
+
+    @property
+    def leftovers(self) -> list[str]:
+        """Partial writes still on storage."""
+        return [n for n in self.unpublished if n not in self.removed]
 
 
 def check_graph(store: Store, graph_id: str) -> str | None:
@@ -31,6 +38,8 @@ def check_graph(store: Store, graph_id: str) -> str | None:
         group = store.group(graph_id)
     except StoreError as e:
         return str(e)
+    if group.attrs.get("schema_version") != SCHEMA_VERSION:
+        return f"graph schema version {group.attrs.get('schema_version')}, expected {SCHEMA_VERSION}"
     try:
         indptr, indices, _, shape = store.csr_arrays(group)
         check_csr(indptr[:], indices[:], shape)

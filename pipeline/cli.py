@@ -51,7 +51,9 @@ def _print_table(frame: pd.DataFrame, title: str | None = None) -> None:
 
 
 def _report_failures(result: StageResult) -> None:
-    """Print the files a stage wrote, then its failures (exit status 1 if any)."""
+    """Print the stage's notes and the files it wrote, then its failures (exit status 1 if any)."""
+    for note in result.notes:
+        err.print(note, highlight=False, soft_wrap=True)
     for path in result.outputs:
         err.print(f"wrote {path}", highlight=False)
     for item, message in result.failures:
@@ -392,9 +394,9 @@ def check_cmd(
     repair: bool = typer.Option(False, "--repair", help="Remove unpublished (partial) graph groups. Published "
                                                         "data are never modified."),
 ) -> None:
-    """Validate a store: every published graph's group, CSR invariants and content hash, and the
-    graph groups no catalog record points to (left by interrupted writes). Exit status 1 when a
-    problem remains."""
+    """Validate a store: every published graph's group, schema version, CSR invariants and content
+    hash. Also lists the graph groups no catalog record points to: partial writes left by an
+    interrupted run, invisible to readers. Exit status 1 when a published graph is invalid."""
     from pipeline.check import check_store
 
     report = check_store(store, repair=repair)
@@ -403,7 +405,9 @@ def check_cmd(
     for name in report.unpublished:
         state = "removed" if name in report.removed else "unpublished (partial write; --repair removes it)"
         err.print(f"[yellow]{state}[/yellow]: graphs/{name}", highlight=False)
-    verdict = "ok" if report.ok else "problems found"
+    verdict = "ok" if report.ok else f"{len(report.problems)} invalid"
+    if report.leftovers:
+        verdict += f"; {len(report.leftovers)} partial write(s) left (invisible to readers; --repair removes them)"
     out.print(f"{report.checked} published graph(s) checked: {verdict}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)

@@ -295,6 +295,10 @@ def export_zoo(store_url: str, zoo: str | Path, *, client: Any, options: ExportO
             result.failures.append((entry.id, error_message(error)))
     if store.pending_entries() > COMPACT_AFTER:
         store.compact()
+    skipped = sum(bool(r.get("skipped")) for r in result.records)
+    if skipped:
+        result.notes.append(f"export: {skipped} of {len(entries)} models were already in the store "
+                            "(same checkpoint and options) and were skipped")
     if result.records:
         result.table = pd.DataFrame([{
             "id": r["id"], "params": r["n_nodes"], "edges": r["meta"].get("n_edges_implicit", r["n_edges"]),

@@ -218,7 +218,7 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
     if cache.exists():
         saved = json.loads(cache.read_text())
         if saved.get("settings") == json.loads(json.dumps(spec.settings())) and saved.get("source") == source:
-            return saved
+            return {**saved, "work": {"reused": True, "resumed_at_epoch": None, "epochs_trained": 0}}
     t0 = time.perf_counter()
     device = resolve_device(spec.device)
     backbone = load_backbone(entry, cid)
@@ -279,8 +279,10 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
         tmp.replace(partial_path)
 
     stopped = bool(trajectory) and _should_stop(spec, trajectory[-1]["epoch"], since_best)
+    work = {"reused": False, "resumed_at_epoch": start if start else None, "epochs_trained": 0}
     for epoch in range(start, 0 if stopped else spec.max_epochs + 1):
         t = time.perf_counter()
+        work["epochs_trained"] += 1
         if epoch:
             probe.train()
             backbone.module.train(spec.finetune)
@@ -327,7 +329,7 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
     tmp.write_text(json.dumps(result))
     tmp.replace(cache)
     partial_path.unlink(missing_ok=True)
-    return result
+    return {**result, "work": work}
 
 
 def _should_stop(spec: SelectSpec, epoch: int, since_best: int) -> bool:
@@ -376,6 +378,12 @@ def run_select(spec_path: str | Path, store_url: str, *, client: Any, out: str |
             results.append(record)
         else:
             result.failures.append((cid, error_message(error)))
+    if results:
+        works = [r["work"] for r in results]
+        resumed = sum(w["resumed_at_epoch"] is not None for w in works)
+        result.notes.append(f"select: {sum(w['reused'] for w in works)} of {len(works)} candidates reused from an "
+                            f"earlier run, {resumed} resumed from a saved epoch; "
+                            f"{sum(w['epochs_trained'] for w in works)} epochs trained now")
     if len(results) < 2:
         return result
     traj, table, scores = summarise(spec, results)

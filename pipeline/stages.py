@@ -23,12 +23,14 @@ COMPACT_AFTER = 256  # catalog entries that trigger folding into a snapshot afte
 
 @dataclass
 class StageResult:
-    """What a stage did: one record per success and ``(item, message)`` per failure."""
+    """What a stage did: one record per success and ``(item, message)`` per failure; ``notes`` are
+    one-line remarks for the user (such as how much earlier work a resumed run reused)."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     table: pd.DataFrame | None = None
     outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def import_networks(store_url: str, sources: Sequence[str], *, client: Any, options: ImportOptions | None = None,

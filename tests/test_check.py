@@ -36,10 +36,17 @@ def test_partial_writes_are_found_and_repaired(tmp_path):
     partial = zarr.open_group(store=store._zstore, path="graphs/half-written", mode="w")
     partial.create_array("x", shape=(3,), dtype=np.float64)
     report = check_store(url)
-    assert not report.ok and report.unpublished == ["half-written"]
-    p = nncap("check", url, check=False)
-    assert p.returncode == 1 and "half-written" in p.stderr
+    assert report.ok and report.unpublished == report.leftovers == ["half-written"]  # invisible: still valid
+    p = nncap("check", url)
+    assert "half-written" in p.stderr and "1 partial write(s) left" in p.stdout
     repaired = check_store(url, repair=True)
-    assert repaired.ok and repaired.removed == ["half-written"]
-    assert check_store(url).ok and len(Store(url, mode="r").catalog()) == 3
-    assert nncap("check", url).returncode == 0
+    assert repaired.ok and repaired.removed == ["half-written"] and not repaired.leftovers
+    assert not check_store(url).unpublished and len(Store(url, mode="r").catalog()) == 3
+    assert "partial" not in nncap("check", url).stdout
+
+
+def test_invalid_store_exits_1_and_other_schema_is_named(tmp_path):
+    url, store = make_store(tmp_path)
+    zarr.open_group(store=store._zstore, path="graphs/g0", mode="r+").attrs["schema_version"] = 99
+    p = nncap("check", url, check=False)
+    assert p.returncode == 1 and "g0" in p.stderr and "schema version 99" in p.stderr
