@@ -48,6 +48,8 @@ def check_graph(store: Store, graph_id: str) -> str | None:
         return str(e)
     except KeyError as e:
         return f"missing array or attribute {e}"
+    except Exception as e:  # damaged metadata or chunks fail inside zarr and the codecs in many ways
+        return f"unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
     return None
 
 
@@ -55,7 +57,12 @@ def check_store(url: str, repair: bool = False) -> CheckReport:
     """Validate every published graph; with ``repair``, remove unpublished (partial) groups."""
     store = Store(url, mode="a" if repair else "r")
     report = CheckReport()
-    for record in store.records():
+    try:
+        records = store.records()
+    except StoreError as e:  # a damaged catalog file: nothing else can be checked
+        report.problems.append(("catalog", str(e)))
+        return report
+    for record in records:
         report.checked += 1
         problem = check_graph(store, record["id"])
         if problem:

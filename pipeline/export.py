@@ -170,7 +170,17 @@ def load_model(entry: ZooModel) -> torch.nn.Module:
     except RuntimeError as e:
         raise NncapError(f"{entry.checkpoint} does not fit architecture {entry.architecture} "
                          f"{entry.params}: {str(e).splitlines()[0]}") from None
+    bad = [f"{name} ({_nonfinite_counts(t)})" for name, t in state.items()
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:  # a diverged run: its interaction graph would be NaN
+        raise NncapError(f"{entry.checkpoint} has non-finite weights in {', '.join(bad[:5])}"
+                         + (f" and {len(bad) - 5} more tensors" if len(bad) > 5 else ""))
     return model
+
+
+def _nonfinite_counts(t: torch.Tensor) -> str:
+    nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+    return ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "inf")) if n)
 
 
 def export_key(entry: ZooModel, options: ExportOptions) -> str:

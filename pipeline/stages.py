@@ -14,9 +14,9 @@ from graphs.meanfield import spectral_reduction, structure
 from graphs.stats import basic_stats
 from pipeline.cluster import run_tasks
 from pipeline.errors import USER_ERRORS, NncapError
-from pipeline.importers import ImportOptions, absolute_source, import_source
+from pipeline.importers import ImportOptions, absolute_source, default_graph_id, import_source
 from pipeline.query import filter_frame
-from pipeline.store import Store
+from pipeline.store import Store, check_graph_id
 
 COMPACT_AFTER = 256  # catalog entries that trigger folding into a snapshot after a stage
 
@@ -40,6 +40,8 @@ def import_networks(store_url: str, sources: Sequence[str], *, client: Any, opti
     options = options or ImportOptions()
     if ids is not None and len(ids) != len(sources):
         raise NncapError(f"{len(ids)} ids given for {len(sources)} sources")
+    for i, source in enumerate(sources):  # bad ids fail the whole command before anything is written
+        check_graph_id(ids[i] if ids else default_graph_id(source))
     store = Store(store_url, storage_options=storage_options)  # create it (or fail) before fanning out
     items = [(absolute_source(s), (ids[i] if ids else None)) for i, s in enumerate(sources)]
     task = partial(_import_one, store.url, options=options, storage_options=storage_options)

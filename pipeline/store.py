@@ -5,6 +5,7 @@ module that touches Zarr or the store's files.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -61,6 +62,23 @@ class ArraySpec:
 
     def chunks(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (max(1, min(shape[0], self.chunk)),) + tuple(max(1, s) for s in shape[1:])
+
+
+def _reading(method: Any) -> Any:
+    """Read paths of :class:`Store`: a damaged store raises errors of any type from zarr, the codecs
+    or JSON; they become one StoreError naming what was read (StoreError passes unchanged)."""
+
+    @functools.wraps(method)
+    def read(self: Store, what: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, what, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as e:
+            name = getattr(what, "path", what)
+            raise StoreError(f"{name!r} in {self.url} is unreadable ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:200]}); the store may be damaged: run nncap check") from None
+    return read
 
 
 class Store:
@@ -155,14 +173,19 @@ class Store:
                 elif graph_id in recs:
                     _keep_latest(latest, recs[graph_id])
             for path in entries:
-                _keep_latest(latest, json.loads(blobs[path]))
+                _keep_latest(latest, _parse_record(path, blobs[path]))
             return latest
         raise StoreError(f"catalog of {self.url} kept changing while being read; try again")
 
     def _snapshot(self, path: str) -> dict[str, dict[str, Any]]:
         """Records of one snapshot by id; snapshots are immutable, so each is parsed once per Store."""
         if path not in self._snapshots:
-            self._snapshots[path] = {r["id"]: r for r in json.loads(self.fs.cat_file(path))["records"]}
+            try:
+                records = json.loads(self.fs.cat_file(path))["records"]
+                assert isinstance(records, list)
+            except (ValueError, KeyError, TypeError, AssertionError):
+                raise StoreError(f"catalog snapshot {path} is damaged (run nncap check)") from None
+            self._snapshots[path] = {r["id"]: r for r in (_checked_record(path, r) for r in records)}
         return self._snapshots[path]
 
     def records(self) -> list[dict[str, Any]]:
@@ -415,6 +438,7 @@ class Store:
         except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
             return {}
 
+    @_reading
     def read_table(self, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         """A results table and its metadata."""
         attrs = self._table_attrs(name)
@@ -425,14 +449,17 @@ class Store:
         return frame, attrs.get("meta", {})
 
     # -- reading -----------------------------------------------------------------------------
+    @_reading
     def group(self, graph_id: str) -> zarr.Group:
         """The Zarr group of a published graph (read-only)."""
         rec = self.record(graph_id)
         group = self._group(f"{GRAPHS}/{graph_id}")
         if group.attrs.get("content_hash") != rec["content_hash"]:
-            raise StoreError(f"graph {graph_id!r} is being rewritten; try again")
+            raise StoreError(f"graph {graph_id!r}: its data and catalog record disagree (being rewritten right "
+                             "now, or damaged: try again, then run nncap check)")
         return group
 
+    @_reading
     def read_graph(self, graph_id: str) -> SparseGraph:
         """Load a whole published graph into memory."""
         group = self.group(graph_id)
@@ -446,13 +473,25 @@ class Store:
 
     @staticmethod
     def csr_arrays(group: zarr.Group) -> tuple[zarr.Array, zarr.Array, zarr.Array, tuple[int, int]]:
-        """The lazily-read (indptr, indices, data, shape) of a graph group's CSR ``P``."""
+        """The lazily-read (indptr, indices, data, shape) of a graph group's CSR ``P``, after checking
+        that their shapes agree with each other and with the group's attributes (so that damaged
+        metadata is caught before any large read)."""
         csr = group["P"]
         if csr.attrs.get("encoding-type") != "csr_matrix":
             raise StoreError(f"{csr.path} is not a csr_matrix group")
         shape = tuple(int(s) for s in csr.attrs["shape"])
-        return csr["indptr"], csr["indices"], csr["data"], shape  # type: ignore[return-value]
+        n, nnz = int(group.attrs["n_nodes"]), int(group.attrs["nnz"])
+        indptr, indices, data = csr["indptr"], csr["indices"], csr["data"]
+        expected = {"indptr": (n + 1,), "indices": (nnz,), "data": (nnz,)}
+        for name, arr in (("indptr", indptr), ("indices", indices), ("data", data)):
+            if not isinstance(arr, zarr.Array) or arr.shape != expected[name] or arr.chunks[0] > max(1, arr.shape[0]):
+                raise StoreError(f"corrupt CSR in {group.path}: {name} has shape "
+                                 f"{getattr(arr, 'shape', None)}, expected {expected[name]}")
+        if shape != (n, n):
+            raise StoreError(f"corrupt CSR in {group.path}: shape {shape}, expected {(n, n)}")
+        return indptr, indices, data, shape  # type: ignore[return-value]
 
+    @_reading
     def read_csr(self, group: zarr.Group) -> sp.csr_array:
         indptr, indices, data, shape = self.csr_arrays(group)
         ip, ix = indptr[:], indices[:]
@@ -466,11 +505,18 @@ class Store:
 
     @staticmethod
     def _read_dict(group: zarr.Group, name: str) -> dict[str, np.ndarray]:
+        """Node (``nodes``) or edge (``edges``) property arrays, their lengths checked first."""
         if name not in group:
             return {}
-        sub = group[name]
-        return {k: _as_numpy(a[...]) for k, a in sorted(sub.arrays())}
+        length = int(group.attrs["n_nodes" if name == "nodes" else "nnz"])
+        out = {}
+        for key, arr in sorted(group[name].arrays()):
+            if not arr.shape or arr.shape[0] != length or arr.chunks[0] > max(1, arr.shape[0]):
+                raise StoreError(f"{group.path}/{name}/{key} has shape {arr.shape}, expected length {length}")
+            out[key] = _as_numpy(arr[...])
+        return out
 
+    @_reading
     def verify(self, graph_id: str) -> None:
         """Recompute a published graph's content hash from storage; raise StoreError on mismatch."""
         group = self.group(graph_id)
@@ -486,6 +532,22 @@ class Store:
                         h.update(f"{sub}/{key}", block)
         if h.hexdigest() != group.attrs["content_hash"]:
             raise StoreError(f"graph {graph_id!r}: stored data does not match its content hash")
+
+
+def _checked_record(path: str, record: Any) -> dict[str, Any]:
+    if (not isinstance(record, dict) or not isinstance(record.get("id"), str)
+            or not isinstance(record.get("published"), int)):
+        raise StoreError(f"catalog file {path} holds a damaged record (run nncap check)")
+    return record
+
+
+def _parse_record(path: str, blob: bytes) -> dict[str, Any]:
+    """One catalog entry file; damage is a StoreError naming the file."""
+    try:
+        record = json.loads(blob)
+    except ValueError:
+        raise StoreError(f"catalog entry {path} is damaged: not JSON (run nncap check)") from None
+    return _checked_record(path, record)
 
 
 def _hash_block(hasher: GraphHasher, indices: np.ndarray, data: np.ndarray) -> None:

@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 import uuid
 
@@ -182,3 +183,54 @@ def test_invalid_graph_writes_nothing(store_url):
     with pytest.raises(ValueError, match="NaN"):
         Store(store_url).write_graph("bad", g)
     assert Store(store_url).unpublished() == [] and Store(store_url).catalog().empty
+
+
+def _write_many(url, prefix, n, env):
+    """A writer process: n graphs ``<prefix><i>`` (distinct weights), compacting now and then."""
+    os.environ.update(env)
+    store = Store(url)
+    for i in range(n):
+        store.write_graph(f"{prefix}{i}", _numbered_graph(prefix, i))
+        if i % 7 == 6:
+            store.compact()
+
+
+def _numbered_graph(prefix, i):
+    g, _ = from_edges([0, 1, 2, 3], [1, 2, 3, 0], 5, weight=[1.0, 2.0, 3.0, float(i + 1)],
+                      node_props={"tag": np.array([f"{prefix}{i}"] * 5)})
+    return g
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_two_writer_processes_and_a_reader(tmp_path, request, where):
+    """Two processes write different graphs into one store while this one reads: the reader only
+    ever sees complete graphs, never a shrinking catalog, and in the end every graph is there once."""
+    import multiprocessing
+
+    env = request.getfixturevalue("s3_env") if where == "s3" else {}
+    url = str(tmp_path / "s.zarr") if where == "local" else f"s3://nncap/{uuid.uuid4().hex}/s.zarr"
+    n = 25 if where == "local" else 12
+    Store(url)
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_write_many, args=(url, p, n, env)) for p in ("a", "b")]
+    for w in writers:
+        w.start()
+    sizes, reads = [], 0
+    while any(w.is_alive() for w in writers):
+        reader = Store(url, mode="r")
+        ids = list(reader.catalog()["id"])
+        assert len(ids) == len(set(ids))  # nothing listed twice
+        sizes.append(len(ids))
+        for gid in ids[-3:]:  # the newest graphs: complete as soon as they are listed
+            assert reader.read_graph(gid).equals(_numbered_graph(gid[0], int(gid[1:])))
+            reads += 1
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert sizes == sorted(sizes) and reads > 0
+    final = Store(url, mode="r")
+    assert sorted(final.catalog()["id"]) == sorted(f"{p}{i}" for p in "ab" for i in range(n))
+    assert final.unpublished() == []
+    for gid in final.catalog()["id"]:
+        final.verify(gid)

@@ -3,7 +3,7 @@
 Each benchmark prints a markdown table row set; nothing here asserts timings.
 Sizes can be reduced for a quick look: NNCAP_BENCH_GRAPHS=1000 make bench. One benchmark:
 `python -m tests.benchmarks.run scenarios` (names: import, catalog, beta, scenarios, million, linegraph,
-capacitance).
+capacitance, load).
 """
 
 from __future__ import annotations
@@ -230,8 +230,19 @@ def bench_capacitance() -> list[str]:
     return run()
 
 
+def bench_zoo_load() -> list[str]:
+    """A 1,000-model zoo through export and β_eff on a local Dask cluster (NNCAP_BENCH_MODELS to resize)."""
+    from pathlib import Path
+
+    from tests.benchmarks.zooload import rows, run_load
+
+    with tempfile.TemporaryDirectory(prefix="nncap-load-") as d:
+        return rows(run_load(int(os.environ.get("NNCAP_BENCH_MODELS", "1000")), Path(d)))
+
+
 BENCHMARKS = {"import": bench_import, "catalog": None, "beta": bench_beta_eff, "scenarios": bench_power_scenarios,
-              "million": bench_million_nodes, "linegraph": bench_linegraph_export, "capacitance": bench_capacitance}
+              "million": bench_million_nodes, "linegraph": bench_linegraph_export, "capacitance": bench_capacitance,
+              "load": bench_zoo_load}
 
 
 def main() -> None:
