@@ -1,7 +1,8 @@
 """Store validation (``nncap check STORE [--repair]``): every published graph has its group, a
 valid CSR (``indptr`` monotone from 0, indices in range, sorted and unique per row), this schema
 version and data that match its content hash. Groups without a catalog record are partial or
-abandoned writes: invisible to readers, so the store is still valid, and ``--repair`` removes them.
+abandoned writes: invisible to readers, so the store is still valid, and ``--repair`` removes them,
+with temporary catalog files older than ten minutes (left by a writer killed mid-rename).
 Published data are never modified."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class CheckReport:
     problems: list[tuple[str, str]] = field(default_factory=list)
     unpublished: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    temporaries: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,7 @@ def check_store(url: str, repair: bool = False) -> CheckReport:
         if problem:
             report.problems.append((record["id"], problem))
     report.unpublished = store.unpublished()
+    report.temporaries = store.remove_stale_temporaries() if repair else store.stale_temporaries()
     if repair:
         for name in report.unpublished:
             store.remove_unpublished(name)

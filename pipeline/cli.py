@@ -405,6 +405,10 @@ def check_cmd(
     for name in report.unpublished:
         state = "removed" if name in report.removed else "unpublished (partial write; --repair removes it)"
         err.print(f"[yellow]{state}[/yellow]: graphs/{name}", highlight=False)
+    if report.temporaries:
+        state = "removed" if repair else "left (--repair removes them)"
+        err.print(f"[yellow]{len(report.temporaries)} stale temporary catalog file(s) {state}[/yellow]",
+                  highlight=False)
     verdict = "ok" if report.ok else f"{len(report.problems)} invalid"
     if report.leftovers:
         verdict += f"; {len(report.leftovers)} partial write(s) left (invisible to readers; --repair removes them)"

@@ -182,9 +182,10 @@ class Store:
         if path not in self._snapshots:
             try:
                 records = json.loads(self.fs.cat_file(path))["records"]
-                assert isinstance(records, list)
-            except (ValueError, KeyError, TypeError, AssertionError):
-                raise StoreError(f"catalog snapshot {path} is damaged (run nncap check)") from None
+            except (ValueError, KeyError, TypeError):
+                records = None
+            if not isinstance(records, list):
+                raise StoreError(f"catalog snapshot {path} is damaged (run nncap check)")
             self._snapshots[path] = {r["id"]: r for r in (_checked_record(path, r) for r in records)}
         return self._snapshots[path]
 
@@ -400,6 +401,30 @@ class Store:
         if name in {k for k, r in self._records().items() if not r.get("deleted")}:
             raise StoreError(f"graph {name!r} is published; use delete to remove it")
         self._remove_group(f"{GRAPHS}/{check_graph_id(name)}")
+
+    def stale_temporaries(self, min_age_s: float = 600.0) -> list[str]:
+        """Temporary catalog files (``.<hex>.tmp``) older than ``min_age_s``: left by a writer killed
+        between writing and renaming an entry. Readers ignore them; younger ones may be in use."""
+        now = time.time()
+        out = []
+        for where in (ENTRIES, SNAPSHOTS):
+            for e in _ls(self.fs, self._path(where), detail=True):
+                name = e["name"].rsplit("/", 1)[-1]
+                mtime = e.get("mtime", now)  # local files; object stores write entries in one PUT, no temporaries
+                if name.startswith(".") and name.endswith(".tmp") and now - float(mtime) >= min_age_s:
+                    out.append(e["name"])
+        return sorted(out)
+
+    def remove_stale_temporaries(self, min_age_s: float = 600.0) -> list[str]:
+        """Delete :meth:`stale_temporaries`; returns their paths."""
+        self._require_writable()
+        paths = self.stale_temporaries(min_age_s)
+        for path in paths:
+            try:
+                self.fs.rm_file(path)
+            except FileNotFoundError:
+                pass
+        return paths
 
     def unpublished(self) -> list[str]:
         """Graph groups present on storage without a catalog record: partial or abandoned writes."""

@@ -45,6 +45,20 @@ def test_partial_writes_are_found_and_repaired(tmp_path):
     assert "partial" not in nncap("check", url).stdout
 
 
+def test_stale_temporary_catalog_files_are_removed(tmp_path):
+    import os
+
+    url, store = make_store(tmp_path)
+    entries = tmp_path / "s.zarr" / "catalog" / "entries"
+    old, fresh = entries / ".0123.tmp", entries / ".4567.tmp"  # a killed writer's, a live writer's
+    old.write_text("{")
+    fresh.write_text("{")
+    os.utime(old, (0, 0))
+    assert [p.rsplit("/", 1)[-1] for p in check_store(url).temporaries] == [".0123.tmp"]
+    assert "1 stale temporary" in nncap("check", url, "--repair").stderr
+    assert not old.exists() and fresh.exists() and len(Store(url, mode="r").catalog()) == 3
+
+
 def test_invalid_store_exits_1_and_other_schema_is_named(tmp_path):
     url, store = make_store(tmp_path)
     zarr.open_group(store=store._zstore, path="graphs/g0", mode="r+").attrs["schema_version"] = 99

@@ -232,3 +232,40 @@ def test_unsorted_or_out_of_range_csr_is_refused(tmp_path):
     assert p.returncode == 1 and "invalid" in p.stderr
     p = nncap("show", url, "g", check=False)
     assert p.returncode == 2 and "corrupt CSR" in p.stderr and "Traceback" not in p.stderr
+
+
+class _Evil:
+    """Unpickling this runs code: it creates the file named in ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_hostile_zoo_exports_only_its_sound_models(tmp_path):
+    """A zoo with a code-executing pickle, a truncated and a NaN checkpoint: one line per bad model,
+    exit status 1, nothing of them written, the sound model exported, no code run."""
+    import pickle
+
+    from tests.test_export import write_zoo
+
+    zoo = write_zoo(tmp_path / "zoo", n=4)  # m0, m2: safetensors; m1, m3: torch files
+    marker = tmp_path / "pwned"
+    with open(zoo / "m1.pt", "wb") as f:
+        pickle.dump({"0.weight": _Evil(str(marker))}, f)
+    (zoo / "m2.safetensors").write_bytes((zoo / "m2.safetensors").read_bytes()[:100])
+    state = torch.load(zoo / "m3.pt", weights_only=True)
+    next(iter(state.values())).view(-1)[0] = float("nan")
+    torch.save(state, zoo / "m3.pt")
+    url = str(tmp_path / "s.zarr")
+    p = nncap("export", zoo, "--store", url, "--scheduler", "sync", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and not marker.exists()
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 3
+    assert "m1" in errors[0] and "not a plain tensor state_dict" in errors[0]
+    assert "m2" in errors[1] and "safetensors" in errors[1]
+    assert "m3" in errors[2] and "non-finite" in errors[2]
+    store = Store(url, mode="r")
+    assert list(store.catalog()["id"]) == ["tiny.m0"] and store.unpublished() == []
