@@ -151,18 +151,39 @@ def _paths(gt: Any, g: Any, n: int, opt: TopologyOptions, notes: list[str]) -> d
     return {"path_mean": float(d.mean()), "path_p90": float(np.percentile(d, 90)), "path_max": float(d.max())}
 
 
+# The 13 connected directed triads, by Holland–Leinhardt MAN code (mutual, asymmetric, null dyads).
+TRIADS = ("021D", "021U", "021C", "111D", "111U", "030T", "030C", "201", "120D", "120U", "120C", "210", "300")
+
+
 def _motifs(gt: Any, g: Any, graph: SparseGraph, n: int, opt: TopologyOptions, notes: list[str]) -> dict[str, float]:
-    """Connected 3-node subgraphs of the undirected graph: open paths and triangles."""
+    """Connected 3-node subgraphs. Of the undirected graph: open paths and triangles; of a directed
+    graph also the node-induced count of each connected triad (``triad_<MAN code>``, the connected
+    part of the triad census; graph-tool's ``motifs``)."""
+    triad_keys = [f"triad_{code}" for code in TRIADS] if graph.directed else []
     if n > opt.motif_max_nodes:
         notes.append(f"motifs skipped above {opt.motif_max_nodes} nodes")
-        return {"motif_paths": math.nan, "motif_triangles": math.nan}
+        return dict.fromkeys(["motif_paths", "motif_triangles", *triad_keys], math.nan)
     u = gt.Graph(g, directed=False)
     gt.remove_self_loops(u)
     gt.remove_parallel_edges(u)
     k = u.get_total_degrees(u.get_vertices()).astype(np.float64)
     triangles = float(gt.local_clustering(u).a @ (k * (k - 1) / 2) / 3) if n else 0.0
     wedges = float((k * (k - 1) / 2).sum())
-    return {"motif_paths": wedges - 3 * triangles, "motif_triangles": triangles}
+    out = {"motif_paths": wedges - 3 * triangles, "motif_triangles": triangles}
+    if graph.directed:
+        out.update(dict.fromkeys(triad_keys, 0.0))
+        d = gt.Graph(g, directed=True)
+        gt.remove_self_loops(d)
+        if n >= 3 and d.num_edges():
+            from networkx.algorithms.triads import triad_type
+            import networkx as nx
+
+            for motif, count in zip(*gt.motifs(d, 3)):
+                h = nx.DiGraph()
+                h.add_nodes_from(range(3))
+                h.add_edges_from((int(e.source()), int(e.target())) for e in motif.edges())
+                out[f"triad_{triad_type(h)}"] = float(count)
+    return out
 
 
 def _blockmodel(gt: Any, g: Any, n: int, opt: TopologyOptions, notes: list[str]) -> dict[str, float]:

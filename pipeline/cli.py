@@ -304,7 +304,8 @@ def topology_cmd(
     store: str = typer.Argument(..., help="Store location."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="Catalog filter, as in `nncap query`."),
     path_sources: int = typer.Option(64, help="Sources sampled for path lengths on larger graphs."),
-    motif_max_nodes: int = typer.Option(5000, help="Count 3-node motifs up to this many nodes."),
+    motif_max_nodes: int = typer.Option(5000, help="Count 3-node motifs (paths, triangles; for directed graphs the 13 "
+                                                   "connected triad types) up to this many nodes."),
     sbm_max_nodes: int = typer.Option(5000, help="Fit the stochastic block model up to this many nodes."),
     seed: int = typer.Option(0, help="Seed of the sampled measures and of the SBM inference."),
     scheduler: Optional[str] = SchedulerOpt,

@@ -59,6 +59,17 @@ def test_directed_measures_match_networkx():
     lengths = [v for s, d in nx.shortest_path_length(D) for t_, v in d.items() if t_ != s]
     assert t["path_mean"] == pytest.approx(np.mean(lengths), abs=1e-12)
 
+def test_directed_triads_match_the_networkx_census():
+    D = nx.gnp_random_graph(50, 0.12, seed=5, directed=True)
+    D.add_edges_from([(v, u) for u, v in list(D.edges())[::3]])  # mutual dyads: every triad type occurs
+    D.add_edge(7, 7)  # self-loops are not part of any triad
+    g, _ = from_networkx(D, weight=None)
+    t = topology(g)
+    census = nx.triadic_census(D)
+    assert min(census[c] for c in census if c not in ("003", "012", "102")) > 0
+    for code in ("021D", "021U", "021C", "111D", "111U", "030T", "030C", "201", "120D", "120U", "120C", "210", "300"):
+        assert t[f"triad_{code}"] == census[code], code
+
 
 def test_weighted_undirected_strengths_match_networkx():
     G = nx.les_miserables_graph()
