@@ -277,22 +277,28 @@ def select_cmd(
                                                                 "(default: the spec's out)."),
     budget: float = typer.Option(1.0, help="Scale the spec's training and evaluation subsets (e.g. 5 for a "
                                            "real study; capped by the dataset)."),
+    full: bool = typer.Option(False, "--full", help="Also train every candidate on to early stopping for its true "
+                                                    "accuracy, and score every method against it (default: the "
+                                                    "early epochs only, or the spec's `full`)."),
     scheduler: Optional[str] = SchedulerOpt,
     progress: Optional[bool] = ProgressOpt,
 ) -> None:
     """Neural-capacitance model selection (Jiang et al. 2024): train a probe on every candidate
-    backbone, follow β_eff of its parameter graph, predict final accuracy from the early epochs by
-    Bayesian ridge regression at β_eff = 0, and score that against baselines and the true accuracy
-    (Kendall τ, Spearman ρ, top-1 regret, MAE, bootstrap intervals). Resumable per candidate."""
+    backbone for the early epochs, follow β_eff of its parameter graph, predict each final accuracy
+    by Bayesian ridge regression at β_eff = 0, and rank the candidates (with the baselines' own
+    predictions beside). --full trains on to early stopping and scores every method against the
+    true accuracy (Kendall τ, Spearman ρ, top-1 regret, MAE, bootstrap intervals); it continues
+    from the epochs an earlier run saved. Resumable per candidate and epoch."""
     from pipeline.cluster import dask_client
     from pipeline.select import run_select
 
     with dask_client(scheduler) as client:
-        result = run_select(spec, store, client=client, out=out, budget=budget, show_progress=progress)
+        result = run_select(spec, store, client=client, out=out, budget=budget, full=full, show_progress=progress)
     if result.records:
-        cols = ["candidate", "true_accuracy", "capacitance", "early_accuracy", "curve_fit", "logme", "naswot",
-                "neg_alpha_hat", "n_params"]
-        _print_table(pd.DataFrame(result.records)[cols], title="candidates")
+        frame = pd.DataFrame(result.records).sort_values(["rank", "candidate"])
+        cols = ["rank", "candidate", "true_accuracy", "capacitance", "early_accuracy", "curve_fit", "logme",
+                "naswot", "neg_alpha_hat", "n_params"]
+        _print_table(frame[[c for c in cols if c in frame]], title="candidates")
     if result.table is not None:
         _print_table(result.table[["method", "candidates", "kendall_tau", "kendall_tau_lo", "kendall_tau_hi",
                                    "spearman_rho", "top1_regret", "mae"]], title="methods")

@@ -84,10 +84,11 @@ def reduction_error(table: pd.DataFrame, url: str, title: str = "") -> None:
     _save(fig, url)
 
 
-def capacitance_figures(traj: pd.DataFrame, table: pd.DataFrame, scores: pd.DataFrame, out: str, name: str,
+def capacitance_figures(traj: pd.DataFrame, table: pd.DataFrame, scores: pd.DataFrame | None, out: str, name: str,
                         early_epochs: int) -> list[str]:
-    """Model-selection figures: β_eff trajectories (does β_eff → 0 as training converges?),
-    predicted vs true accuracy, and every method's Kendall τ with its bootstrap interval."""
+    """Model-selection figures: β_eff trajectories (does β_eff → 0 as training converges?), and
+    when there are ``scores`` (a full run) predicted vs true accuracy and every method's Kendall τ
+    with its bootstrap interval."""
     paths = []
     ids = sorted(traj["candidate"].unique())
     colour = _colours(ids)
@@ -105,6 +106,8 @@ def capacitance_figures(traj: pd.DataFrame, table: pd.DataFrame, scores: pd.Data
         axes[0].legend(fontsize=7, frameon=False)
     paths.append(f"{out}/{name}-trajectories.png")
     _save(fig, paths[-1])
+    if scores is None:
+        return paths
 
     methods = [m for m in ("capacitance", "early_accuracy", "curve_fit") if m in table]
     fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4.2), squeeze=False)

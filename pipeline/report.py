@@ -94,18 +94,21 @@ def write_report(store_url: str, out: str | Path) -> Path:
             body += _table(tables[f"{name}-summary"][0], "per network: 1-D prediction error")
         sections.append((name, f"Resilience: {name}", body))
 
-    for name in names:  # model-selection studies
-        if not name.endswith("-scores") or f"{name[:-7]}-trajectories" not in tables:
+    for name in names:  # model-selection studies: full ones have scores, early-only ones a ranking
+        if not name.endswith("-candidates") or f"{name[:-11]}-trajectories" not in tables:
             continue
-        study = name[:-7]
+        study = name[:-11]
         traj = tables[f"{study}-trajectories"][0]
-        cand, attrs = tables[f"{study}-candidates"]
-        scores = tables[name][0]
+        cand, attrs = tables[name]
+        scores = tables[f"{study}-scores"][0] if f"{study}-scores" in tables else None
         early = int(attrs.get("settings", {}).get("early_epochs", 3))
         paths = capacitance_figures(traj, cand, scores, str(figures), study, early)
         body = "".join(_img(Path(p), root, Path(p).stem) for p in paths)
-        body += _table(scores, "Kendall τ, Spearman ρ, top-1 regret and MAE against the true final accuracy")
-        body += _table(cand, "per candidate")
+        if scores is not None:
+            body += _table(scores, "Kendall τ, Spearman ρ, top-1 regret and MAE against the true final accuracy")
+        else:
+            body += f"<p class='note'>Early budget only ({early} epochs): predictions, no ground truth.</p>"
+        body += _table(cand.sort_values("rank") if "rank" in cand else cand, "per candidate")
         sections.append((study, f"Model selection: {study}", body))
 
     nav = " ".join(f"<a href='#{html.escape(a)}'>{html.escape(t)}</a>" for a, t, _ in sections)

@@ -4,8 +4,10 @@ For every candidate backbone: remove its output layer, put the neural capacitanc
 ReLU layers with a fixed random initialisation) and a new output layer on top, train on the target
 data, and after every epoch compute β_eff of the probe's parameter interaction graph on a fixed
 probe batch (matrix-free). The early epochs predict the final accuracy (see
-:mod:`pipeline.evaluate`); training goes on to early stopping to give the true accuracy, so every
-predictor is scored against it. A spec::
+:mod:`pipeline.evaluate`): by default training stops there and the candidates are ranked by their
+predictions. With ``full`` (``nncap select --full``) training goes on to early stopping to give the
+true accuracy, and every predictor is scored against it; a full run continues from the epochs an
+early run saved. A spec::
 
     [select]
     name = "capacitance-fmnist"
@@ -22,6 +24,7 @@ predictor is scored against it. A spec::
     finetune = false              # true: train the backbone too (at backbone_lr = 1e-4)
     device = "auto"               # the GPU when there is one
     beta_every_steps = 0          # also record β_eff every k optimiser steps (0: per epoch only)
+    full = false                  # true: also the ground truth, and scores of every method
     max_epochs = 30               # ground truth: train to early stopping on validation loss
     patience = 3
     lr = 0.001                    # Adam
@@ -38,8 +41,8 @@ predictor is scored against it. A spec::
 
 By default the backbone is frozen and its features are computed once per candidate; with
 ``finetune = true`` it trains along with the probe (slower: every step runs the backbone).
-Results: per-epoch trajectories, per-candidate predictions and truth, per-method scores, as CSV in
-``out``, tables in the store and figures.
+Results: per-epoch trajectories, per-candidate predictions (and truth), per-method scores (full
+runs), as CSV in ``out``, tables in the store and figures.
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ class SelectSpec:
     batch_size: int = 64
     data_seed: int = 0
     device: str = "auto"
+    full: bool = False
     sources: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -116,12 +120,14 @@ class SelectSpec:
             raise NncapError("sizes, probe widths and lr must be positive (eval_size at least 2)")
 
     def settings(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("sources", "device")}
+        """What a candidate's training depends on (device and ``full`` do not change its epochs)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("sources", "device", "full")}
 
 
-def read_select_spec(path: str | Path, out: str | None = None, budget: float = 1.0) -> SelectSpec:
+def read_select_spec(path: str | Path, out: str | None = None, budget: float = 1.0, full: bool = False) -> SelectSpec:
     """Parse a selection spec; every problem is a one-line NncapError. ``budget`` scales the
-    training and evaluation subset sizes (capped by the dataset's splits)."""
+    training and evaluation subset sizes (capped by the dataset's splits); ``full`` overrides the
+    spec's ``full`` when true."""
     path = Path(path)
     doc = read_toml(path, "selection spec")
     head = dict(doc.get("select", {}))
@@ -134,6 +140,10 @@ def read_select_spec(path: str | Path, out: str | None = None, budget: float = 1
     head.setdefault("out", f"nncap-results/{head['name']}")
     if out:
         head["out"] = out
+    if full:
+        head["full"] = True
+    if not isinstance(head.get("full", False), bool):
+        raise NncapError(f"{path}: full must be true or false")
     if "probe" in head:
         head["probe"] = tuple(int(w) for w in head["probe"])
     if budget <= 0:
@@ -209,9 +219,10 @@ def activation_codes(backbone: Any, images: torch.Tensor, resolution: int) -> np
 
 
 def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any]:
-    """Train the probe on one candidate's features; β_eff and metrics after every epoch.
-    Resumable: a candidate whose result file matches the settings and checkpoint is not run again,
-    and an interrupted one continues from its last finished epoch (``<id>.partial.pt``)."""
+    """Train the probe on one candidate's features; β_eff and metrics after every epoch, through the
+    early epochs or, with ``spec.full``, to early stopping. Resumable: a candidate whose result file
+    matches the settings and checkpoint is not run again, and an interrupted (or early-only) one
+    continues from its last finished epoch (``<id>.partial.pt``)."""
     cid, entry = item
     cache = Path(spec.out) / "candidates" / f"{cid}.json"
     source = export_key(entry, ExportOptions())  # the checkpoint's bytes and architecture
@@ -280,7 +291,8 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
 
     stopped = bool(trajectory) and _should_stop(spec, trajectory[-1]["epoch"], since_best)
     work = {"reused": False, "resumed_at_epoch": start if start else None, "epochs_trained": 0}
-    for epoch in range(start, 0 if stopped else spec.max_epochs + 1):
+    last = spec.max_epochs if spec.full else spec.early_epochs
+    for epoch in range(start, 0 if stopped else last + 1):
         t = time.perf_counter()
         work["epochs_trained"] += 1
         if epoch:
@@ -324,6 +336,8 @@ def run_candidate(spec: SelectSpec, item: tuple[str, ZooModel]) -> dict[str, Any
               "naswot": naswot_score, "alpha_hat": alpha,
               "trajectory": trajectory, "steps": steps,
               "metrics": entry.metrics}
+    if not spec.full:  # the partial file stays: a full run continues from it
+        return {**result, "work": work}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result))
@@ -337,34 +351,42 @@ def _should_stop(spec: SelectSpec, epoch: int, since_best: int) -> bool:
     return epoch > 0 and since_best >= spec.patience and epoch >= spec.early_epochs
 
 
-def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(per-epoch trajectories, per-candidate predictions and truth, per-method scores)."""
-    traj = pd.DataFrame([{"candidate": r["candidate"], **step} for r in results for step in r["trajectory"]])
+def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """(per-epoch trajectories, per-candidate predictions, per-method scores). Predictions use the
+    early epochs only; the truth (``true_accuracy``, ``best_epoch``) and the scores come with
+    ``spec.full``. Candidates are ranked by the capacitance prediction (``rank`` 1 = best)."""
+    traj = pd.DataFrame([{"candidate": r["candidate"], **step} for r in results for step in r["trajectory"]
+                         if spec.full or step["epoch"] <= spec.early_epochs])
     rows = []
     for r in results:
         t = pd.DataFrame(r["trajectory"])
         early = t[(t.epoch >= 1) & (t.epoch <= spec.early_epochs)]
-        trained = t[t.epoch >= 1]
-        best = trained.loc[trained.val_loss.idxmin()]
         pred, std = capacitance_prediction(early.beta_eff.to_numpy(), early.val_accuracy.to_numpy())
-        rows.append({"candidate": r["candidate"], "true_accuracy": float(best.test_accuracy),
-                     "best_epoch": int(best.epoch), "capacitance": pred, "capacitance_std": std,
-                     "early_accuracy": float(early.val_accuracy.iloc[-1]),
-                     "curve_fit": curve_fit_prediction(early.epoch.to_numpy(), early.val_accuracy.to_numpy()),
-                     "n_params": float(r["n_params"]), "logme": r["logme"], "naswot": r["naswot"],
-                     "neg_alpha_hat": -r["alpha_hat"],
-                     "beta_eff_first": float(early.beta_eff.iloc[0]), "beta_eff_last": float(trained.beta_eff.iloc[-1]),
-                     "feature_dim": r["feature_dim"], "feature_seconds": r["feature_seconds"]})
+        row = {"candidate": r["candidate"]}
+        if spec.full:
+            trained = t[t.epoch >= 1]
+            best = trained.loc[trained.val_loss.idxmin()]
+            row.update(true_accuracy=float(best.test_accuracy), best_epoch=int(best.epoch))
+        row.update({"capacitance": pred, "capacitance_std": std,
+                    "early_accuracy": float(early.val_accuracy.iloc[-1]),
+                    "curve_fit": curve_fit_prediction(early.epoch.to_numpy(), early.val_accuracy.to_numpy()),
+                    "n_params": float(r["n_params"]), "logme": r["logme"], "naswot": r["naswot"],
+                    "neg_alpha_hat": -r["alpha_hat"], "beta_eff_first": float(early.beta_eff.iloc[0]),
+                    "beta_eff_last": float(early.beta_eff.iloc[-1] if not spec.full else t.beta_eff.iloc[-1]),
+                    "feature_dim": r["feature_dim"], "feature_seconds": r["feature_seconds"]})
+        rows.append(row)
     table = pd.DataFrame(rows)
-    return traj, table, score_methods(table, METHODS)
+    table.insert(1, "rank", table["capacitance"].rank(ascending=False, method="min", na_option="bottom").astype(int))
+    return traj, table, score_methods(table, METHODS) if spec.full else None
 
 
 def run_select(spec_path: str | Path, store_url: str, *, client: Any, out: str | None = None,
-               budget: float = 1.0, show_progress: bool | None = None) -> StageResult:
-    """Run (or resume) a selection study and write its tables and figures."""
+               budget: float = 1.0, full: bool = False, show_progress: bool | None = None) -> StageResult:
+    """Run (or resume) a selection study and write its tables and figures; ``full`` (or the spec's
+    ``full``) adds the ground truth and the scores of every method."""
     from pipeline.figures import capacitance_figures
 
-    spec = read_select_spec(spec_path, out, budget)
+    spec = read_select_spec(spec_path, out, budget, full)
     Path(spec.out).mkdir(parents=True, exist_ok=True)
     result = StageResult()
     for source in spec.sources:
@@ -386,10 +408,13 @@ def run_select(spec_path: str | Path, store_url: str, *, client: Any, out: str |
                             f"{sum(w['epochs_trained'] for w in works)} epochs trained now")
     if len(results) < 2:
         return result
+    if not spec.full:
+        result.notes.append(f"select: ranked by predictions from the first {spec.early_epochs} epochs; --full "
+                            "trains on to early stopping and scores every method against the true accuracy")
     traj, table, scores = summarise(spec, results)
     store = Store(store_url)
-    attrs = {"settings": json.loads(json.dumps(spec.settings()))}
-    tables = [("trajectories", traj), ("candidates", table), ("scores", scores)]
+    attrs = {"settings": json.loads(json.dumps(spec.settings())), "full": spec.full}
+    tables = [("trajectories", traj), ("candidates", table)] + ([("scores", scores)] if scores is not None else [])
     steps = pd.DataFrame([{"candidate": r["candidate"], **s} for r in results for s in r.get("steps", [])])
     if not steps.empty:
         tables.append(("steps", steps))

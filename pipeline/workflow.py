@@ -17,7 +17,7 @@ Stages and their parameters: ``import`` (sources, ids, and the import options of
 init, seed, beta_target, device, params, spectral, out, name), ``zoo-train`` (spec, out: train a model zoo)
 and ``export`` (zoo, models, overwrite, and the options of ``nncap export``: interaction, mode,
 absolute, module, probe_size, seed, max_explicit_edges, device), ``topology`` (where, path_sources,
-motif_max_nodes, sbm_max_nodes, seed), ``select`` (spec, out, budget: a model-selection study),
+motif_max_nodes, sbm_max_nodes, seed), ``select`` (spec, out, budget, full: a model-selection study),
 ``compare`` (by, where, randomise, seed) and ``report`` (out).
 """
 
@@ -86,10 +86,11 @@ def _topology_step(store: str, client: Any, *, where: str | None = None, **optio
     return run_topology(store, client=client, where=where, options=TopologyOptions(**options))
 
 
-def _select_step(store: str, client: Any, *, spec: str, out: str | None = None, budget: float = 1.0) -> StageResult:
+def _select_step(store: str, client: Any, *, spec: str, out: str | None = None, budget: float = 1.0,
+                 full: bool = False) -> StageResult:
     from pipeline.select import run_select
 
-    return run_select(spec, store, client=client, out=out, budget=budget)
+    return run_select(spec, store, client=client, out=out, budget=budget, full=full)
 
 
 def _compare_step(store: str, client: Any, *, by: str | None = None, where: str | None = None, randomise: int = 0,
@@ -124,7 +125,7 @@ STAGES: dict[str, tuple[Callable[..., StageResult], set[str]]] = {
     "zoo-train": (_zoo_train_step, {"spec", "out"}),
     "export": (_export_step, {"zoo", "models", "overwrite"} | _EXPORT_OPTIONS),
     "topology": (_topology_step, {"where", "path_sources", "motif_max_nodes", "sbm_max_nodes", "seed"}),
-    "select": (_select_step, {"spec", "out", "budget"}),
+    "select": (_select_step, {"spec", "out", "budget", "full"}),
     "compare": (_compare_step, {"by", "where", "randomise", "seed"}),
     "report": (_report_step, {"out"}),
 }

@@ -14,10 +14,11 @@ from pipeline.evaluate import (alpha_hat, capacitance_prediction, curve_fit_pred
 from pipeline.models import build
 from pipeline.select import read_select_spec, run_select
 from pipeline.store import Store
+from tests.cli_helpers import nncap
 from tests.test_zoo import SPEC
 
 
-def tiny_study(tmp_path, extra=""):
+def tiny_study(tmp_path, extra="", full=True):
     zoo_spec = tmp_path / "zoo.toml"
     zoo_spec.write_text(SPEC.replace('name = "tiny"', f'name = "tiny"\nout = "{tmp_path / "zoo"}"')
                         .replace("width = [8, 12]", "width = [6, 8, 12]"))
@@ -34,6 +35,7 @@ early_epochs = 2
 max_epochs = 6
 lr = 0.01
 out = "{tmp_path / 'out'}"
+full = {str(full).lower()}
 {extra}
 [[candidates]]
 zoo_spec = "{zoo_spec}"
@@ -175,3 +177,29 @@ def test_interrupted_candidate_resumes_from_its_last_epoch(tmp_path, monkeypatch
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(resumed["trajectory"]) == strip(clean["trajectory"])
     assert resumed["steps"] == clean["steps"]
+
+
+def test_early_budget_ranks_and_full_run_continues(tmp_path):
+    """Without full, candidates train for the early epochs only and are ranked by prediction; a
+    later --full run continues each from its saved epochs to the same result as a full run."""
+    spec = tiny_study(tmp_path, full=False)
+    url = str(tmp_path / "s.zarr")
+    early = run_select(spec, url, client=None, show_progress=False)
+    assert not early.failures and early.table is None
+    table = pd.DataFrame(early.records)
+    assert "true_accuracy" not in table and table["rank"].min() == 1  # ties share a rank
+    assert table.sort_values("rank").capacitance.is_monotonic_decreasing
+    assert "9 epochs trained now" in early.notes[0]  # epochs 0, 1, 2 of three candidates
+    store = Store(url, mode="r")
+    assert "tiny-select-scores" not in store.tables()
+    assert store.read_table("tiny-select-trajectories")[0].epoch.max() == 2
+    full = run_select(spec, url, client=None, full=True, show_progress=False)
+    assert "0 of 3 candidates reused from an earlier run, 3 resumed" in full.notes[0]
+    assert full.table is not None and "tiny-select-scores" in Store(url, mode="r").tables()
+    (tmp_path / "ref").mkdir()
+    reference = run_select(tiny_study(tmp_path / "ref"), str(tmp_path / "ref.zarr"), client=None, show_progress=False)
+    drop = ["feature_seconds"]
+    pd.testing.assert_frame_equal(pd.DataFrame(full.records).drop(columns=drop),
+                                  pd.DataFrame(reference.records).drop(columns=drop))
+    p = nncap("select", spec, "--store", url, "--scheduler", "sync")  # early again: the full results are reused
+    assert "rank" in p.stdout and "true_accuracy" not in p.stdout and "--full trains on" in p.stderr
