@@ -117,15 +117,19 @@ class Store:
     # -- layout ------------------------------------------------------------------------------
     def _open_root(self) -> None:
         self.fs.invalidate_cache(self.root)
-        exists = self.fs.exists(self._path("zarr.json"))
-        if not exists:
+        if not self.fs.exists(self._path("zarr.json")):
             if self.mode == "r":
                 raise StoreError(f"no nncap store at {self.url}")
-            if self.fs.exists(self.root) and self.fs.ls(self.root, detail=False):
+            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in _ls(self.fs, self.root)]
+            if all(n.startswith(".") or n == GRAPHS for n in names):  # empty, or another creator's first step
+                # The root metadata appears atomically, so a killed creation never leaves a torn
+                # store; concurrent creators write the same document and the last rename wins.
+                root = {"zarr_format": 3, "node_type": "group", "attributes": {
+                    "encoding-type": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "created": _now()}}
+                _put_atomic(self.fs, self._path(GRAPHS, "zarr.json"), json.dumps(root | {"attributes": {}}).encode())
+                _put_atomic(self.fs, self._path("zarr.json"), json.dumps(root).encode())
+            elif not self.fs.exists(self._path("zarr.json")):  # (another process may have just created it)
                 raise StoreError(f"{self.url} exists and is not an nncap store; choose an empty or new location")
-            zarr.open_group(store=self._zstore, mode="a", zarr_format=3, attributes={
-                "encoding-type": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "created": _now()})
-            zarr.open_group(store=self._zstore, path=GRAPHS, mode="a", zarr_format=3)
         try:
             attrs = dict(zarr.open_group(store=self._zstore, mode="r", zarr_format=3).attrs)
         except Exception as e:  # unreadable root metadata
