@@ -54,9 +54,12 @@ def test_kill_during_import(tmp_path, graph_id, delay):
         store.verify(gid)
         store.read_graph(gid).validate()
     assert set(store.unpublished()).isdisjoint(listed)
+    assert nncap("check", store_url).returncode == 0
+    before = _published(store_url)
     nncap("import", store_url, *SOURCES, "--scheduler", "sync", "--nonfinite", "drop")
     store = Store(store_url)
     assert sorted(store.catalog()["id"]) == sorted(s[3:] for s in SOURCES)
+    assert {gid: t for gid, t in _published(store_url).items() if gid in before} == before  # not rewritten
     assert store.unpublished() == []
     for gid in store.catalog()["id"]:
         store.verify(gid)
