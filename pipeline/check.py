@@ -1,4 +1,5 @@
-"""Store validation (``nncap check STORE [--repair]``): every published graph has its group, a
+"""Store validation (``nncap check STORE [--repair]``): every results table reads back, and every
+published graph has its group, a
 valid CSR (``indptr`` monotone from 0, indices in range, sorted and unique per row), this schema
 version and data that match its content hash. Groups without a catalog record are partial or
 abandoned writes: invisible to readers, so the store is still valid, and ``--repair`` removes them,
@@ -18,6 +19,7 @@ class CheckReport:
     """What ``check_store`` found: ``(graph id, problem)`` pairs, unpublished groups, removals."""
 
     checked: int = 0
+    tables: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
     unpublished: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -55,8 +57,11 @@ def check_graph(store: Store, graph_id: str) -> str | None:
     return None
 
 
-def check_store(url: str, repair: bool = False) -> CheckReport:
-    """Validate every published graph; with ``repair``, remove unpublished (partial) groups."""
+def check_store(url: str, repair: bool = False, show_progress: bool = False) -> CheckReport:
+    """Validate every published graph and results table; with ``repair``, remove unpublished
+    (partial) groups and stale temporary files. ``show_progress``: a progress bar on stderr."""
+    from rich.progress import track
+
     store = Store(url, mode="a" if repair else "r")
     report = CheckReport()
     try:
@@ -64,11 +69,17 @@ def check_store(url: str, repair: bool = False) -> CheckReport:
     except StoreError as e:  # a damaged catalog file: nothing else can be checked
         report.problems.append(("catalog", str(e)))
         return report
-    for record in records:
+    for record in track(records, description="check", disable=not show_progress, transient=True):
         report.checked += 1
         problem = check_graph(store, record["id"])
         if problem:
             report.problems.append((record["id"], problem))
+    for name in store.tables():
+        report.tables += 1
+        try:
+            store.read_table(name)
+        except StoreError as e:
+            report.problems.append((f"results/{name}", str(e)))
     report.unpublished = store.unpublished()
     report.temporaries = store.remove_stale_temporaries() if repair else store.stale_temporaries()
     if repair:

@@ -400,13 +400,26 @@ def check_cmd(
     store: str = typer.Argument(..., help="Store location."),
     repair: bool = typer.Option(False, "--repair", help="Remove unpublished (partial) graph groups. Published "
                                                         "data are never modified."),
+    json_out: bool = typer.Option(False, "--json", help="The findings as one JSON object, for machines."),
+    progress: Optional[bool] = ProgressOpt,
 ) -> None:
     """Validate a store: every published graph's group, schema version, CSR invariants and content
-    hash. Also lists the graph groups no catalog record points to: partial writes left by an
-    interrupted run, invisible to readers. Exit status 1 when a published graph is invalid."""
+    hash, and every results table. Also lists the graph groups no catalog record points to: partial
+    writes left by an interrupted run, invisible to readers. Exit status 1 when a published graph
+    or table is invalid."""
     from pipeline.check import check_store
 
-    report = check_store(store, repair=repair)
+    show = sys.stderr.isatty() if progress is None else progress
+    report = check_store(store, repair=repair, show_progress=show and not json_out)
+    if json_out:
+        print(json.dumps({"store": store, "ok": report.ok, "graphs_checked": report.checked,
+                          "tables_checked": report.tables,
+                          "problems": [{"item": i, "problem": p} for i, p in report.problems],
+                          "partial_writes": report.unpublished, "removed": report.removed,
+                          "stale_temporaries": report.temporaries}, indent=1))
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     for gid, problem in report.problems:
         err.print(f"[red]invalid[/red]: {gid}: {problem}", highlight=False, soft_wrap=True)
     for name in report.unpublished:
@@ -419,7 +432,7 @@ def check_cmd(
     verdict = "ok" if report.ok else f"{len(report.problems)} invalid"
     if report.leftovers:
         verdict += f"; {len(report.leftovers)} partial write(s) left (invisible to readers; --repair removes them)"
-    out.print(f"{report.checked} published graph(s) checked: {verdict}", highlight=False)
+    out.print(f"{report.checked} published graph(s) and {report.tables} table(s) checked: {verdict}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 

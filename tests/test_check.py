@@ -64,3 +64,20 @@ def test_invalid_store_exits_1_and_other_schema_is_named(tmp_path):
     zarr.open_group(store=store._zstore, path="graphs/g0", mode="r+").attrs["schema_version"] = 99
     p = nncap("check", url, check=False)
     assert p.returncode == 1 and "g0" in p.stderr and "schema version 99" in p.stderr
+
+
+def test_tables_are_checked_and_json_output(tmp_path):
+    import json
+
+    import pandas as pd
+
+    url, store = make_store(tmp_path)
+    store.write_table("t", pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}))
+    report = json.loads(nncap("check", url, "--json").stdout)
+    assert report["ok"] and report["graphs_checked"] == 3 and report["tables_checked"] == 1
+    (tmp_path / "s.zarr" / "results" / "t" / "a" / "c" / "0").write_bytes(b"garbage")  # a damaged chunk
+    p = nncap("check", url, "--json", check=False)
+    report = json.loads(p.stdout)
+    assert p.returncode == 1 and not report["ok"]
+    assert [x["item"] for x in report["problems"]] == ["results/t"]
+    assert "unreadable" in report["problems"][0]["problem"]
