@@ -10,9 +10,10 @@ import json
 import re
 import time
 import uuid
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
 import fsspec
@@ -64,6 +65,11 @@ class ArraySpec:
         return (max(1, min(shape[0], self.chunk)),) + tuple(max(1, s) for s in shape[1:])
 
 
+# Parsed catalog snapshots of this process, least recently used first (see Store._snapshot).
+_SNAPSHOT_CACHE: OrderedDict[tuple[str, str], dict[str, bytes]] = OrderedDict()
+SNAPSHOT_CACHE_SIZE = 4
+
+
 def _reading(method: Any) -> Any:
     """Read paths of :class:`Store`: a damaged store raises errors of any type from zarr, the codecs
     or JSON; they become one StoreError naming what was read (StoreError passes unchanged)."""
@@ -97,7 +103,6 @@ class Store:
         self.mode = mode
         self.spec = ArraySpec(chunk)
         self.storage_options = dict(storage_options or {})
-        self._snapshots: dict[str, dict[str, dict[str, Any]]] = {}
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
             self.root = self.root.rstrip("/")
@@ -172,26 +177,35 @@ class Store:
             latest: dict[str, dict[str, Any]] = {}
             for recs in snapshot_records:
                 if graph_id is None:
-                    for rec in recs.values():
-                        _keep_latest(latest, rec)
+                    for blob in recs.values():
+                        _keep_latest(latest, json.loads(blob))
                 elif graph_id in recs:
-                    _keep_latest(latest, recs[graph_id])
+                    _keep_latest(latest, json.loads(recs[graph_id]))
             for path in entries:
                 _keep_latest(latest, _parse_record(path, blobs[path]))
             return latest
         raise StoreError(f"catalog of {self.url} kept changing while being read; try again")
 
-    def _snapshot(self, path: str) -> dict[str, dict[str, Any]]:
-        """Records of one snapshot by id; snapshots are immutable, so each is parsed once per Store."""
-        if path not in self._snapshots:
+    def _snapshot(self, path: str) -> dict[str, bytes]:
+        """The records of one snapshot as ``{id: record JSON}``. Snapshots are immutable (unique
+        names), so each is parsed once per process, not once per task: a stage's tasks each look up
+        one record, and parsing a 10,000-record snapshot every time would make a stage O(n²)."""
+        key = (type(self.fs).__name__, path)
+        cached = _SNAPSHOT_CACHE.get(key)
+        if cached is None:
             try:
                 records = json.loads(self.fs.cat_file(path))["records"]
             except (ValueError, KeyError, TypeError):
                 records = None
             if not isinstance(records, list):
                 raise StoreError(f"catalog snapshot {path} is damaged (run nncap check)")
-            self._snapshots[path] = {r["id"]: r for r in (_checked_record(path, r) for r in records)}
-        return self._snapshots[path]
+            cached = {r["id"]: json.dumps(r).encode() for r in (_checked_record(path, r) for r in records)}
+            _SNAPSHOT_CACHE[key] = cached
+            while len(_SNAPSHOT_CACHE) > SNAPSHOT_CACHE_SIZE:
+                _SNAPSHOT_CACHE.popitem(last=False)
+        else:
+            _SNAPSHOT_CACHE.move_to_end(key)
+        return cached
 
     def records(self) -> list[dict[str, Any]]:
         """Catalog records of every published graph, sorted by id."""
