@@ -238,3 +238,19 @@ def test_two_writer_processes_and_a_reader(tmp_path, request, where):
     assert final.unpublished() == []
     for gid in final.catalog()["id"]:
         final.verify(gid)
+
+
+def test_snapshots_are_parsed_once_per_process(store_url, monkeypatch):
+    """Every task of a stage opens its own Store and looks up one record: the compacted snapshot must
+    come from the process's cache, not be read and parsed again (that would make stages O(n²))."""
+    store = Store(store_url)
+    for i in range(3):
+        store.write_graph(f"g{i}", _numbered_graph("g", i))
+    store.compact()
+    assert Store(store_url, mode="r").record("g0")["id"] == "g0"
+    reads = []
+    real = type(store.fs).cat_file
+    monkeypatch.setattr(type(store.fs), "cat_file", lambda self, path, *a, **k: reads.append(path) or real(self, path, *a, **k))
+    for i in range(3):
+        assert Store(store_url, mode="r").record(f"g{i}")["content_hash"] == _numbered_graph("g", i).content_hash()
+    assert not [p for p in reads if "/snapshots/" in p]
