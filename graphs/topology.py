@@ -175,14 +175,13 @@ def _motifs(gt: Any, g: Any, graph: SparseGraph, n: int, opt: TopologyOptions, n
         d = gt.Graph(g, directed=True)
         gt.remove_self_loops(d)
         if n >= 3 and d.num_edges():
-            from networkx.algorithms.triads import triad_type
             import networkx as nx
 
             for motif, count in zip(*gt.motifs(d, 3)):
                 h = nx.DiGraph()
                 h.add_nodes_from(range(3))
                 h.add_edges_from((int(e.source()), int(e.target())) for e in motif.edges())
-                out[f"triad_{triad_type(h)}"] = float(count)
+                out[f"triad_{nx.triad_type(h)}"] = float(count)
     return out
 
 

@@ -372,7 +372,7 @@ def summarise(spec: SelectSpec, results: list[dict[str, Any]]) -> tuple[pd.DataF
                     "curve_fit": curve_fit_prediction(early.epoch.to_numpy(), early.val_accuracy.to_numpy()),
                     "n_params": float(r["n_params"]), "logme": r["logme"], "naswot": r["naswot"],
                     "neg_alpha_hat": -r["alpha_hat"], "beta_eff_first": float(early.beta_eff.iloc[0]),
-                    "beta_eff_last": float(early.beta_eff.iloc[-1] if not spec.full else t.beta_eff.iloc[-1]),
+                    "beta_eff_last": float((t if spec.full else early).beta_eff.iloc[-1]),
                     "feature_dim": r["feature_dim"], "feature_seconds": r["feature_seconds"]})
         rows.append(row)
     table = pd.DataFrame(rows)
