@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.errors import USER_ERRORS
+from pipeline.errors import USER_ERRORS, one_line
 from pipeline.importers import ImportOptions, bundled_networks
 from pipeline.stages import StageResult
 
@@ -542,12 +542,12 @@ def main() -> None:
     except USER_ERRORS as e:
         if os.environ.get("NNCAP_DEBUG"):
             raise
-        err.print(f"[red]error[/red]: {' '.join(str(e).split())}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error[/red]: {one_line(e)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as e:  # storage failing mid-run (disk full, lost connection): one line, NNCAP_DEBUG for more
         if os.environ.get("NNCAP_DEBUG"):
             raise
-        err.print(f"[red]error[/red]: input/output failed: {type(e).__name__}: {' '.join(str(e).split())} "
+        err.print(f"[red]error[/red]: input/output failed: {type(e).__name__}: {one_line(e)} "
                   "(set NNCAP_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
         sys.exit(3)
 

@@ -13,6 +13,11 @@ class NncapError(Exception):
 USER_ERRORS = (NncapError, InvalidGraphError)
 
 
+def one_line(error: BaseException, limit: int | None = None) -> str:
+    """An error's message with its whitespace (newlines included) collapsed, cut to ``limit`` characters."""
+    return " ".join(str(error).split())[:limit]
+
+
 def read_toml(path: Path, what: str) -> dict:
     """A TOML file as a dict; a missing or malformed file is a one-line NncapError naming ``what``."""
     if not path.is_file():

@@ -17,6 +17,7 @@ import numpy as np
 
 from graphs.formats import _graph_tool, from_graph_tool, from_networkx
 from graphs.graph import InvalidGraphError, SparseGraph, from_edges
+from pipeline.errors import one_line
 from pipeline.store import Store, StoreError, check_graph_id
 
 GRAPH_TOOL_SUFFIXES = (".gt", ".gt.gz", ".graphml", ".graphml.gz", ".xml", ".xml.gz", ".gml", ".gml.gz")
@@ -214,7 +215,7 @@ def _load_graph_tool_file(path: str, options: ImportOptions) -> Loaded:
     try:
         g = gt.load_graph(io.BytesIO(raw), fmt=fmt)
     except Exception as e:  # graph-tool raises assorted parser errors
-        raise InvalidGraphError(f"{path}: cannot parse as {fmt}: {' '.join(str(e).split())[:200]}") from None
+        raise InvalidGraphError(f"{path}: cannot parse as {fmt}: {one_line(e, 200)}") from None
     return _from_gt(g, path, options)
 
 

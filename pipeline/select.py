@@ -77,7 +77,8 @@ from pipeline.store import Store, check_graph_id
 from pipeline.zoo import evaluate, read_spec, train_zoo
 
 METHODS = ["capacitance", "early_accuracy", "curve_fit", "n_params", "logme", "naswot", "neg_alpha_hat"]
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardswish, nn.Mish)
+# Activation modules whose sign pattern (output > 0) gives NASWOT's binary codes.
+CODED_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardswish, nn.Mish)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def activation_codes(backbone: Any, images: torch.Tensor, resolution: int) -> np
     """Binary codes (output > 0) of every activation module of the backbone on ``images``."""
     codes: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda _m, _i, out: codes.append((out > 0).reshape(len(out), -1)))
-             for m in backbone.module.modules() if isinstance(m, ACTIVATIONS)]
+             for m in backbone.module.modules() if isinstance(m, CODED_ACTIVATIONS)]
     try:
         backbone.features(images, resolution)
     finally:

@@ -13,7 +13,7 @@ import pandas as pd
 from graphs.meanfield import spectral_reduction, structure
 from graphs.stats import basic_stats
 from pipeline.cluster import run_tasks
-from pipeline.errors import USER_ERRORS, NncapError
+from pipeline.errors import USER_ERRORS, NncapError, one_line
 from pipeline.importers import ImportOptions, absolute_source, default_graph_id, import_source
 from pipeline.query import filter_frame
 from pipeline.store import Store, check_graph_id
@@ -83,20 +83,13 @@ def summarize(store_url: str, *, client: Any, where: str | None = None,
     store = Store(store_url, mode="r", storage_options=storage_options)
     task = partial(_summarize_one, store.url, storage_options=storage_options)
     result, rows = per_graph(store, where, task, client=client, label="summary", show_progress=show_progress)
-    frame = pd.DataFrame(rows)
-    if rows:
-        meta = store.catalog().set_index("id")[["directed", "weighted"]]
-        frame = frame.join(meta, on="id")[["id", "directed", "weighted", *stats_columns(rows)]]
-    result.table = frame
+    result.table = pd.DataFrame(rows)
     return result
 
 
-def stats_columns(rows: list[dict[str, Any]]) -> list[str]:
-    return [k for k in rows[0] if k != "id"]
-
-
 def _summarize_one(store_url: str, graph_id: str, *, storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    return basic_stats(Store(store_url, mode="r", storage_options=storage_options).read_graph(graph_id))
+    graph = Store(store_url, mode="r", storage_options=storage_options).read_graph(graph_id)
+    return {"directed": graph.directed, "weighted": graph.weighted, **basic_stats(graph)}
 
 
 def mean_field(store_url: str, *, client: Any, where: str | None = None, spectral: bool = False,
@@ -126,5 +119,5 @@ def _mean_field_one(store_url: str, graph_id: str, *, spectral: bool, device: st
 
 def error_message(error: BaseException) -> str:
     """User errors speak for themselves; anything else (a bug, a lost worker) names its type."""
-    text = " ".join(str(error).split())
+    text = one_line(error)
     return text if isinstance(error, USER_ERRORS) else f"{type(error).__name__}: {text}"

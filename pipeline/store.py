@@ -25,7 +25,7 @@ import zarr.storage
 from fsspec.implementations.local import LocalFileSystem
 
 from graphs.graph import GraphHasher, InvalidGraphError, SparseGraph, check_csr
-from pipeline.errors import NncapError
+from pipeline.errors import NncapError, one_line
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "nncap-store"
@@ -82,8 +82,8 @@ def _reading(method: Any) -> Any:
             raise
         except Exception as e:
             name = getattr(what, "path", what)
-            raise StoreError(f"{name!r} in {self.url} is unreadable ({type(e).__name__}: "
-                             f"{' '.join(str(e).split())[:200]}); the store may be damaged: run nncap check") from None
+            raise StoreError(f"{name!r} in {self.url} is unreadable ({type(e).__name__}: {one_line(e, 200)}); "
+                             "the store may be damaged: run nncap check") from None
     return read
 
 
@@ -447,9 +447,7 @@ class Store:
     def unpublished(self) -> list[str]:
         """Graph groups present on storage without a catalog record: partial or abandoned writes."""
         published = {k for k, r in self._records().items() if not r.get("deleted")}
-        listing = _ls(self.fs, self._path(GRAPHS), detail=True)
-        names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in listing if e["type"] == "directory"]
-        return sorted(n for n in names if n not in published)
+        return [n for n in _subdirs(self.fs, self._path(GRAPHS)) if n not in published]
 
     # -- result tables -----------------------------------------------------------------------
     def write_table(self, name: str, frame: pd.DataFrame, attrs: dict[str, Any] | None = None) -> None:
@@ -471,9 +469,7 @@ class Store:
 
     def tables(self) -> list[str]:
         """Names of the complete results tables."""
-        listing = _ls(self.fs, self._path(RESULTS), detail=True)
-        names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in listing if e["type"] == "directory"]
-        return sorted(n for n in names if self._table_attrs(n).get("complete"))
+        return [n for n in _subdirs(self.fs, self._path(RESULTS)) if self._table_attrs(n).get("complete")]
 
     def _table_attrs(self, name: str) -> dict[str, Any]:
         try:
@@ -647,6 +643,12 @@ def _ls(fs: fsspec.AbstractFileSystem, path: str, detail: bool = False) -> list[
         return fs.ls(path, detail=detail)
     except FileNotFoundError:
         return []
+
+
+def _subdirs(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """Names of the folders directly under ``path``, sorted."""
+    return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in _ls(fs, path, detail=True)
+                  if e["type"] == "directory")
 
 
 def _ls_json(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
